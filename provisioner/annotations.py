@@ -1,0 +1,43 @@
+"""Every annotation, label and finalizer key the provisioner reads or writes.
+
+The in-tree ``kubernetes.io/glusterfs`` plugin defined most of these; operators
+migrating to us keep their PVs, so the keys and values must stay byte-for-byte the
+same. Keys under ``heketi-provisioner.gluster.org/`` are ours: they carry what delete
+needs so that a PV can be deleted after its StorageClass or Secret is gone.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Written on the PV, shared with the in-tree provisioner -------------------------
+ANN_GID: Final = "pv.beta.kubernetes.io/gid"
+ANN_HEKETI_VOLUME_ID: Final = "gluster.kubernetes.io/heketi-volume-id"
+ANN_GLUSTER_TYPE: Final = "gluster.org/type"
+ANN_CREATED_BY: Final = "kubernetes.io/createdby"
+ANN_DESCRIPTION: Final = "Description"
+ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
+
+GLUSTER_TYPE_FILE: Final = "file"
+CREATED_BY_VALUE: Final = "heketi-dynamic-provisioner"
+DESCRIPTION_VALUE: Final = "Gluster-Internal: Dynamically provisioned PV"
+
+# --- Ours: what delete needs without the StorageClass or the Secret -----------------
+ANN_RESTURL: Final = "heketi-provisioner.gluster.org/resturl"
+ANN_RESTUSER: Final = "heketi-provisioner.gluster.org/restuser"
+ANN_SECRET_NAMESPACE: Final = "heketi-provisioner.gluster.org/secret-namespace"
+ANN_SECRET_NAME: Final = "heketi-provisioner.gluster.org/secret-name"
+ANN_ENDPOINTS_NAME: Final = "heketi-provisioner.gluster.org/endpoints-name"
+
+# --- Endpoints / Service --------------------------------------------------------------
+LABEL_PROVISIONED_FOR_PVC: Final = "gluster.kubernetes.io/provisioned-for-pvc"
+
+# --- PV protection (the name the Go external-provisioner library uses) ---------------
+FINALIZER: Final = "external-provisioner.volume.kubernetes.io/finalizer"
+
+# --- Read on claims and classes --------------------------------------------------------
+ANN_STORAGE_PROVISIONER: Final = "volume.kubernetes.io/storage-provisioner"
+ANN_BETA_STORAGE_PROVISIONER: Final = "volume.beta.kubernetes.io/storage-provisioner"
+ANN_SELECTED_NODE: Final = "volume.kubernetes.io/selected-node"
+ANN_BETA_STORAGE_CLASS: Final = "volume.beta.kubernetes.io/storage-class"
+ANN_DEFAULT_CLASS: Final = "storageclass.kubernetes.io/is-default-class"
