@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from provisioner.secrets import SecretError, secret_key
@@ -101,12 +101,11 @@ class VolumeDurability:
     def to_heketi(self) -> Durability:
         from heketi_client.models import Durability
 
-        kwargs: dict[str, Any] = {"type": self.type}
-        for name in ("replica", "data", "redundancy"):
-            value = getattr(self, name)
-            if value is not None:
-                kwargs[name] = value
-        return Durability(**kwargs)
+        if self.type == "replicate":
+            return Durability.replicate(self.replica or 3)
+        if self.type == "disperse":
+            return Durability.disperse(self.data or 0, self.redundancy or 0)
+        return Durability.none()
 
 
 @dataclass(frozen=True)

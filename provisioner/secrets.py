@@ -39,8 +39,13 @@ def secret_key(secret: Mapping[str, Any]) -> str:
     where = _describe(secret)
     kind = secret.get("type")
     if kind != SECRET_TYPE:
-        found = f'"{kind}"' if isinstance(kind, str) and len(kind) <= 64 else "another type"
-        raise SecretError(f'Secret {where} has type {found}; it must be "{SECRET_TYPE}"')
+        if kind is None:
+            found = "no type"
+        elif isinstance(kind, str) and len(kind) <= 64:
+            found = f'type "{kind}"'
+        else:
+            found = "an unreadable type"
+        raise SecretError(f'Secret {where} has {found}; it must be of type "{SECRET_TYPE}"')
     data = secret.get("data") or {}
     if not isinstance(data, Mapping):
         raise SecretError(f"Secret {where} has malformed data")
