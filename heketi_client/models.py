@@ -1,0 +1,427 @@
+"""Frozen dataclasses for what we send to Heketi and what it sends back.
+
+``to_json`` reproduces Heketi's own encoding (Go ``encoding/json`` with its
+``omitempty`` rules: zero ``gid``, false ``block``, empty option lists and zero
+durability fields are left out; ``replicate``/``disperse`` objects are always there), so
+``X.from_json(d).to_json() == d`` for any ``d`` Heketi produced. Collections are
+tuples, and maps are sorted tuples of pairs, so that every model is hashable.
+Sizes: volumes in GiB, devices and bricks in KiB, as Heketi counts them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from heketi_client.jsontypes import (
+    BlockInfoJSON,
+    BrickJSON,
+    ClusterJSON,
+    DeviceJSON,
+    DurabilityJSON,
+    NodeJSON,
+    VolumeCreateJSON,
+    VolumeJSON,
+)
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]+$")
+"""Heketi's (and Gluster's) rule for volume names."""
+
+MAX_GID = 2147483646
+"""Heketi answers 400 for any gid above this (it says "2**32" but checks 2**31 - 1)."""
+
+Pairs = tuple[tuple[str, str], ...]
+
+
+def _pairs(mapping: Mapping[str, str] | None) -> Pairs:
+    return tuple(sorted((mapping or {}).items()))
+
+
+def _number(value: float) -> float | int:
+    """Go prints float32 1.0 as ``1``; keep integral factors integral on the wire."""
+    return int(value) if float(value).is_integer() else value
+
+
+@dataclass(frozen=True)
+class Durability:
+    """How a volume survives the loss of bricks; 0 means "not given" (Heketi's zero)."""
+
+    kind: str = "none"
+    replica: int = 0
+    data: int = 0
+    redundancy: int = 0
+
+    @classmethod
+    def replicate(cls, replica: int = 3) -> Durability:
+        if replica < 1:
+            raise ValueError(f"replica count must be at least 1, got {replica}")
+        return cls("replicate", replica=replica)
+
+    @classmethod
+    def disperse(cls, data: int, redundancy: int) -> Durability:
+        if data < 1 or redundancy < 1:
+            raise ValueError(
+                f"disperse needs positive data and redundancy, got {data}+{redundancy}"
+            )
+        return cls("disperse", data=data, redundancy=redundancy)
+
+    @classmethod
+    def none(cls) -> Durability:
+        return cls("none")
+
+    def __str__(self) -> str:
+        """The StorageClass ``volumetype`` spelling, for messages."""
+        if self.kind == "replicate":
+            return f"replicate:{self.replica}" if self.replica else "replicate"
+        if self.kind == "disperse":
+            return f"disperse:{self.data}:{self.redundancy}"
+        return self.kind or "none"
+
+    @classmethod
+    def from_json(cls, data: DurabilityJSON) -> Durability:
+        replicate = data.get("replicate") or {}
+        disperse = data.get("disperse") or {}
+        return cls(
+            kind=data.get("type", ""),
+            replica=replicate.get("replica", 0),
+            data=disperse.get("data", 0),
+            redundancy=disperse.get("redundancy", 0),
+        )
+
+    def to_json(self) -> DurabilityJSON:
+        out: DurabilityJSON = {}
+        if self.kind:
+            out["type"] = self.kind
+        out["replicate"] = {"replica": self.replica} if self.replica else {}
+        out["disperse"] = {}
+        if self.data:
+            out["disperse"]["data"] = self.data
+        if self.redundancy:
+            out["disperse"]["redundancy"] = self.redundancy
+        return out
+
+
+@dataclass(frozen=True)
+class VolumeCreateRequest:
+    """What to create. Checks the rules Heketi would check, to fail before the call.
+
+    The default durability is ``replicate:3`` (the StorageClass default), not Heketi's
+    own default of ``none``, which would lose data with any one brick.
+    """
+
+    size: int
+    name: str | None = None
+    clusters: tuple[str, ...] = ()
+    durability: Durability = field(default_factory=Durability.replicate)
+    gid: int | None = None
+    gluster_volume_options: tuple[str, ...] = ()
+    snapshot_factor: float | None = None
+
+    def __post_init__(self) -> None:
+        # Accept lists from callers but store tuples, so the request stays hashable.
+        object.__setattr__(self, "clusters", tuple(self.clusters))
+        object.__setattr__(self, "gluster_volume_options", tuple(self.gluster_volume_options))
+        if isinstance(self.size, bool) or self.size < 1:
+            raise ValueError(f"size must be at least 1 GiB, got {self.size!r}")
+        if self.name is not None and not NAME_PATTERN.match(self.name):
+            raise ValueError(f"name {self.name!r} must match {NAME_PATTERN.pattern}")
+        if self.gid is not None and not 0 <= self.gid <= MAX_GID:
+            raise ValueError(f"gid must be within 0..{MAX_GID}, got {self.gid}")
+        if self.snapshot_factor is not None and not 1 <= self.snapshot_factor <= 100:
+            raise ValueError(f"snapshot factor must be within 1..100, got {self.snapshot_factor}")
+
+    @classmethod
+    def from_json(cls, data: VolumeCreateJSON) -> VolumeCreateRequest:
+        snapshot = data.get("snapshot")
+        return cls(
+            size=data["size"],
+            name=data.get("name") or None,
+            clusters=tuple(data.get("clusters", ())),
+            durability=Durability.from_json(data.get("durability", {})),
+            gid=data.get("gid"),
+            gluster_volume_options=tuple(data.get("glustervolumeoptions", ())),
+            snapshot_factor=float(snapshot["factor"]) if snapshot and snapshot["enable"] else None,
+        )
+
+    def to_json(self) -> VolumeCreateJSON:
+        out: VolumeCreateJSON = {"size": self.size}
+        if self.clusters:
+            out["clusters"] = list(self.clusters)
+        if self.name is not None:
+            out["name"] = self.name
+        out["durability"] = self.durability.to_json()
+        if self.gid is not None:
+            out["gid"] = self.gid
+        if self.gluster_volume_options:
+            out["glustervolumeoptions"] = list(self.gluster_volume_options)
+        if self.snapshot_factor is not None:
+            out["snapshot"] = {"enable": True, "factor": _number(self.snapshot_factor)}
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrickInfo:
+    """One brick; ``size`` in KiB."""
+
+    id: str
+    path: str
+    device: str
+    node: str
+    volume: str
+    size: int
+
+    @classmethod
+    def from_json(cls, data: BrickJSON) -> BrickInfo:
+        return cls(
+            id=data["id"],
+            path=data["path"],
+            device=data["device"],
+            node=data["node"],
+            volume=data["volume"],
+            size=data["size"],
+        )
+
+    def to_json(self) -> BrickJSON:
+        return {
+            "id": self.id,
+            "path": self.path,
+            "device": self.device,
+            "node": self.node,
+            "volume": self.volume,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockHostingInfo:
+    """``blockinfo``: only meaningful for block-hosting volumes (usually all empty)."""
+
+    free_size: int = 0
+    reserved_size: int = 0
+    block_volumes: tuple[str, ...] = ()
+    restriction: str = ""
+
+    @classmethod
+    def from_json(cls, data: BlockInfoJSON) -> BlockHostingInfo:
+        return cls(
+            free_size=data.get("freesize", 0),
+            reserved_size=data.get("reservedsize", 0),
+            block_volumes=tuple(data.get("blockvolume", ())),
+            restriction=data.get("restriction", ""),
+        )
+
+    def to_json(self) -> BlockInfoJSON:
+        out: BlockInfoJSON = {}
+        if self.free_size:
+            out["freesize"] = self.free_size
+        if self.reserved_size:
+            out["reservedsize"] = self.reserved_size
+        if self.block_volumes:
+            out["blockvolume"] = list(self.block_volumes)
+        if self.restriction:
+            out["restriction"] = self.restriction
+        return out
+
+
+_BACKUP = "backup-volfile-servers"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VolumeInfo:
+    """A volume as ``GET /volumes/{id}`` describes it.
+
+    ``mount_device`` is ``<first host>:<name>``; ``backup_volfile_servers`` is the
+    ``backup-volfile-servers`` mount option split on commas. ``gid`` 0 means none.
+    """
+
+    id: str
+    name: str
+    size: int
+    cluster: str
+    durability: Durability
+    gid: int = 0
+    snapshot_enable: bool = False
+    snapshot_factor: float = 1.0
+    mount_hosts: tuple[str, ...] = ()
+    mount_device: str = ""
+    backup_volfile_servers: tuple[str, ...] = ()
+    gluster_volume_options: tuple[str, ...] = ()
+    bricks: tuple[BrickInfo, ...] = ()
+    block: bool = False
+    block_info: BlockHostingInfo = field(default_factory=BlockHostingInfo)
+    other_mount_options: Pairs = ()
+
+    @classmethod
+    def from_json(cls, data: VolumeJSON) -> VolumeInfo:
+        gluster = data["mount"]["glusterfs"]
+        options = dict(gluster.get("options") or {})
+        backup = options.pop(_BACKUP, "")
+        snapshot = data.get("snapshot") or {"enable": False, "factor": 1}
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            size=data["size"],
+            cluster=data["cluster"],
+            durability=Durability.from_json(data.get("durability", {})),
+            gid=data.get("gid", 0),
+            snapshot_enable=bool(snapshot.get("enable", False)),
+            snapshot_factor=float(snapshot.get("factor", 1)),
+            mount_hosts=tuple(gluster.get("hosts") or ()),
+            mount_device=gluster.get("device", ""),
+            backup_volfile_servers=tuple(h for h in backup.split(",") if h),
+            gluster_volume_options=tuple(data.get("glustervolumeoptions", ())),
+            bricks=tuple(BrickInfo.from_json(b) for b in data.get("bricks") or ()),
+            block=data.get("block", False),
+            block_info=BlockHostingInfo.from_json(data.get("blockinfo", {})),
+            other_mount_options=_pairs(options),
+        )
+
+    def to_json(self) -> VolumeJSON:
+        # Built in Heketi's field order, so that even the serialised text matches.
+        out: dict[str, Any] = {"size": self.size, "name": self.name}
+        out["durability"] = self.durability.to_json()
+        if self.gid:
+            out["gid"] = self.gid
+        if self.gluster_volume_options:
+            out["glustervolumeoptions"] = list(self.gluster_volume_options)
+        if self.block:
+            out["block"] = True
+        out["snapshot"] = {"enable": self.snapshot_enable, "factor": _number(self.snapshot_factor)}
+        out["id"] = self.id
+        out["cluster"] = self.cluster
+        options = {**dict(self.other_mount_options), _BACKUP: ",".join(self.backup_volfile_servers)}
+        out["mount"] = {
+            "glusterfs": {
+                "hosts": list(self.mount_hosts),
+                "device": self.mount_device,
+                "options": dict(sorted(options.items())),
+            }
+        }
+        out["blockinfo"] = self.block_info.to_json()
+        out["bricks"] = [b.to_json() for b in self.bricks]
+        return cast(VolumeJSON, out)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceInfo:
+    """A device; ``total``/``free``/``used`` in KiB."""
+
+    id: str
+    name: str
+    state: str
+    total: int
+    free: int
+    used: int
+    bricks: tuple[BrickInfo, ...] = ()
+    tags: Pairs = ()
+    paths: tuple[str, ...] = ()
+    pv_uuid: str = ""
+
+    @classmethod
+    def from_json(cls, data: DeviceJSON) -> DeviceInfo:
+        storage = data["storage"]
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            state=data["state"],
+            total=storage["total"],
+            free=storage["free"],
+            used=storage["used"],
+            bricks=tuple(BrickInfo.from_json(b) for b in data.get("bricks") or ()),
+            tags=_pairs(data.get("tags")),
+            paths=tuple(data.get("paths", ())),
+            pv_uuid=data.get("pv_uuid", ""),
+        )
+
+    def to_json(self) -> DeviceJSON:
+        out: dict[str, Any] = {"name": self.name}
+        if self.tags:
+            out["tags"] = dict(self.tags)
+        out["storage"] = {"total": self.total, "free": self.free, "used": self.used}
+        out["id"] = self.id
+        if self.paths:
+            out["paths"] = list(self.paths)
+        if self.pv_uuid:
+            out["pv_uuid"] = self.pv_uuid
+        out["state"] = self.state
+        out["bricks"] = [b.to_json() for b in self.bricks]
+        return cast(DeviceJSON, out)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeInfo:
+    """A storage node; ``storage_hostnames`` are what clients mount from."""
+
+    id: str
+    cluster: str
+    zone: int
+    manage_hostnames: tuple[str, ...]
+    storage_hostnames: tuple[str, ...]
+    state: str
+    devices: tuple[DeviceInfo, ...] = ()
+    tags: Pairs = ()
+
+    @classmethod
+    def from_json(cls, data: NodeJSON) -> NodeInfo:
+        hostnames = data["hostnames"]
+        return cls(
+            id=data["id"],
+            cluster=data["cluster"],
+            zone=data["zone"],
+            manage_hostnames=tuple(hostnames.get("manage") or ()),
+            storage_hostnames=tuple(hostnames.get("storage") or ()),
+            state=data["state"],
+            devices=tuple(DeviceInfo.from_json(d) for d in data.get("devices") or ()),
+            tags=_pairs(data.get("tags")),
+        )
+
+    def to_json(self) -> NodeJSON:
+        out: dict[str, Any] = {
+            "zone": self.zone,
+            "hostnames": {
+                "manage": list(self.manage_hostnames),
+                "storage": list(self.storage_hostnames),
+            },
+            "cluster": self.cluster,
+        }
+        if self.tags:
+            out["tags"] = dict(self.tags)
+        out["id"] = self.id
+        out["state"] = self.state
+        out["devices"] = [d.to_json() for d in self.devices]
+        return cast(NodeJSON, out)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterInfo:
+    """A cluster: ids of its nodes and volumes, and which volume kinds it accepts."""
+
+    id: str
+    nodes: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    block: bool = False
+    file: bool = False
+    block_volumes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: ClusterJSON) -> ClusterInfo:
+        return cls(
+            id=data["id"],
+            nodes=tuple(data.get("nodes") or ()),
+            volumes=tuple(data.get("volumes") or ()),
+            block=data.get("block", False),
+            file=data.get("file", False),
+            block_volumes=tuple(data.get("blockvolumes") or ()),
+        )
+
+    def to_json(self) -> ClusterJSON:
+        return {
+            "id": self.id,
+            "nodes": list(self.nodes),
+            "volumes": list(self.volumes),
+            "block": self.block,
+            "file": self.file,
+            "blockvolumes": list(self.block_volumes),
+        }

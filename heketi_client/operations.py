@@ -1,0 +1,165 @@
+"""Heketi's asynchronous operations, followed to the end so callers never see a 202.
+
+Protocol: the mutating call answers 202 with ``Location: /queue/<id>``. Polling that
+path gives 200 + ``X-Pending`` while it runs, then once (the entry is removed when
+reported) 303 to the resulting resource, 204 when there is none, or 500 with the
+error text. A 404 on the queue means the result was lost (the entry was reported to a
+poll whose answer we never got, or Heketi restarted), so the outcome is unknown.
+
+Polling schedule. Heketi's own clients poll every 0.4 s (Go) or 1 s (Python), which
+adds up to that much latency to every operation. We poll first after
+``PollPolicy.first_delay`` (0.03 s), then at intervals growing by ``factor`` (1.5) up
+to ``max_interval`` (1 s): the overshoot stays around a third of the time waited so far,
+and the poll count only grows with the logarithm of the duration. On top of that, a
+``LatencyEstimator`` keeps a moving average of how long each kind of operation took;
+when it knows one, the first poll is at ``estimate_lead`` (0.9) of that estimate and the
+fast sequence starts again from there, so a typical operation is seen finished within
+a few tens of milliseconds of its end, with two or three polls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import requests
+
+from heketi_client.errors import (
+    HeketiError,
+    OperationFailed,
+    OperationTimeout,
+    OutcomeUnknown,
+    describe_body,
+)
+from heketi_client.transport import Transport
+
+QUEUE_ANSWERS = frozenset({200, 204, 303, 404, 500})
+"""Queue statuses that carry the operation's state rather than a failed poll."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollPolicy:
+    """How to poll the queue (seconds); see the module docstring for the reasoning."""
+
+    first_delay: float = 0.03
+    factor: float = 1.5
+    max_interval: float = 1.0
+    estimate_lead: float = 0.9
+    learning_rate: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.first_delay <= 0 or self.max_interval < self.first_delay or self.factor < 1:
+            raise ValueError("need 0 < first_delay <= max_interval and factor >= 1")
+        if not 0 < self.estimate_lead <= 1 or not 0 < self.learning_rate <= 1:
+            raise ValueError("estimate_lead and learning_rate must be within (0, 1]")
+
+    def delays(self, estimate: float | None) -> Iterator[float]:
+        """Waits before each poll, endless; the caller stops at its deadline."""
+        if estimate is not None and estimate * self.estimate_lead > self.first_delay:
+            yield estimate * self.estimate_lead
+        delay = self.first_delay
+        while True:
+            yield delay
+            delay = min(delay * self.factor, self.max_interval)
+
+
+class LatencyEstimator:
+    """Exponentially weighted mean duration per operation kind; safe across threads."""
+
+    def __init__(self, learning_rate: float = 0.3) -> None:
+        self._rate = learning_rate
+        self._means: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def estimate(self, kind: str) -> float | None:
+        with self._lock:
+            return self._means.get(kind)
+
+    def observe(self, kind: str, seconds: float) -> None:
+        with self._lock:
+            old = self._means.get(kind)
+            self._means[kind] = seconds if old is None else old + self._rate * (seconds - old)
+
+
+class OperationFollower:
+    """Turns an accepted (202) response into the final one, or an exception."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        policy: PollPolicy,
+        timeout: float,
+        estimator: LatencyEstimator | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.transport = transport
+        self.policy = policy
+        self.timeout = timeout
+        self.estimator = estimator or LatencyEstimator(policy.learning_rate)
+        self._clock = clock
+        self._sleep = sleep
+
+    def follow(self, accepted: requests.Response, *, kind: str) -> requests.Response | None:
+        """Wait for the operation; return the resource's GET response, or None (204)."""
+        location = accepted.headers.get("Location")
+        if not location:
+            raise OutcomeUnknown(f"Heketi accepted the {kind} but gave no queue Location")
+        started = self._clock()
+        deadline = started + self.timeout
+        last_pending = started
+        for delay in self.policy.delays(self.estimator.estimate(kind)):
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise OperationTimeout(
+                    f"the {kind} was still pending after {self.timeout:g} s "
+                    f"(queue entry {location})",
+                    location=location,
+                )
+            self._sleep(min(delay, remaining))
+            answer = self._poll(location, kind)
+            polled = self._clock()
+            if answer.status_code == 200 and "X-Pending" in answer.headers:
+                last_pending = polled
+                continue
+            if answer.status_code in (204, 303, 500):
+                self.estimator.observe(kind, (last_pending + polled) / 2 - started)
+            return self._finish(answer, location, kind)
+        raise AssertionError("PollPolicy.delays is endless")  # pragma: no cover
+
+    def _poll(self, location: str, kind: str) -> requests.Response:
+        try:
+            return self.transport.send("GET", location, idempotent=True, accept=QUEUE_ANSWERS)
+        except HeketiError as error:
+            raise OutcomeUnknown(
+                f"Heketi accepted the {kind}, but polling {location} failed: {error}"
+            ) from error
+
+    def _finish(
+        self, answer: requests.Response, location: str, kind: str
+    ) -> requests.Response | None:
+        status = answer.status_code
+        if status == 204:
+            return None
+        if status == 303:
+            target = answer.headers.get("Location")
+            if not target:
+                raise OutcomeUnknown(f"the {kind} finished but Heketi named no resource")
+            try:
+                return self.transport.send("GET", target, idempotent=True)
+            except HeketiError as error:
+                raise OutcomeUnknown(
+                    f"the {kind} finished but reading {target} failed: {error}"
+                ) from error
+        if status == 500:
+            raise OperationFailed(describe_body(answer, self.transport.where))
+        if status == 404:
+            raise OutcomeUnknown(
+                f"Heketi lost the result of the {kind} ({location} answered 404: "
+                f"{describe_body(answer, self.transport.where)})"
+            )
+        # 200 without X-Pending: Heketi never does this; take the body as the result.
+        return answer
