@@ -1,0 +1,125 @@
+"""Claims we refuse, the size we ask for, and which class a claim names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from provisioner.claims import (
+    MAX_VOLUME_GIB,
+    ClaimError,
+    requested_gib,
+    storage_class_name,
+    validate_claim,
+)
+from provisioner.objects import requested_gib as objects_requested_gib
+from provisioner.objects import validate_claim as objects_validate_claim
+
+
+def claim(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    base.update(spec)
+    return {"metadata": {"name": "data", "namespace": "app", "uid": "u-1"}, "spec": base}
+
+
+def test_objects_reexports_claim_helpers() -> None:
+    assert objects_requested_gib is requested_gib
+    assert objects_validate_claim is validate_claim
+
+
+@pytest.mark.parametrize("modes", [["ReadWriteOnce"], ["ReadOnlyMany", "ReadWriteMany"]])
+def test_supported_claims_pass(modes: list[str]) -> None:
+    validate_claim(claim(accessModes=modes, volumeMode="Filesystem"))
+
+
+def test_read_write_once_pod_message() -> None:
+    with pytest.raises(ClaimError) as info:
+        validate_claim(claim(accessModes=["ReadWriteOnce", "ReadWriteOncePod"]))
+    assert str(info.value) == (
+        "claim spec.accessModes: ReadWriteOncePod is not supported by GlusterFS volumes "
+        "(use ReadWriteOnce, ReadOnlyMany or ReadWriteMany)"
+    )
+    assert info.value.field == "spec.accessModes"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "words"),
+    [
+        ({"accessModes": []}, "spec.accessModes", "required"),
+        ({"accessModes": None}, "spec.accessModes", "required"),
+        ({"selector": {"matchLabels": {"a": "b"}}}, "spec.selector", "selector"),
+        ({"volumeMode": "Block"}, "spec.volumeMode", "Filesystem only"),
+        ({"dataSource": {"kind": "PersistentVolumeClaim", "name": "x"}}, "spec.dataSource",
+         "not supported"),
+        ({"dataSourceRef": {"kind": "VolumeSnapshot", "name": "s"}}, "spec.dataSourceRef",
+         "not supported"),
+        ({"resources": {}}, "spec.resources.requests.storage", "required"),
+        ({"resources": {"requests": {}}}, "spec.resources.requests.storage", "required"),
+        ({"resources": {"requests": {"storage": ""}}}, "spec.resources.requests.storage",
+         "required"),
+        ({"resources": {"requests": {"storage": "lots"}}}, "spec.resources.requests.storage",
+         "not a quantity"),
+        ({"resources": {"requests": {"storage": "0"}}}, "spec.resources.requests.storage",
+         "greater than zero"),
+        ({"resources": {"requests": {"storage": "-1Gi"}}}, "spec.resources.requests.storage",
+         "greater than zero"),
+        ({"resources": {"requests": {"storage": "129Ti"}}}, "spec.resources.requests.storage",
+         "128Ti"),
+        ({"resources": {"requests": {"storage": "1E"}}}, "spec.resources.requests.storage",
+         "largest volume"),
+    ],
+)  # fmt: skip
+def test_rejected_claims(spec: dict[str, Any], field: str, words: str) -> None:
+    with pytest.raises(ClaimError) as info:
+        validate_claim(claim(**spec))
+    assert info.value.field == field
+    assert str(info.value).startswith(f"claim {field}: ")
+    assert words in str(info.value)
+
+
+def test_first_problem_wins_in_documented_order() -> None:
+    with pytest.raises(ClaimError) as info:
+        validate_claim(claim(accessModes=["ReadWriteOncePod"], volumeMode="Block"))
+    assert info.value.field == "spec.accessModes"
+
+
+def test_largest_volume_is_accepted() -> None:
+    big = claim(resources={"requests": {"storage": "128Ti"}})
+    validate_claim(big)
+    assert requested_gib(big) == MAX_VOLUME_GIB == 131072
+
+
+@pytest.mark.parametrize(("storage", "gib"), [("1500M", 2), ("1Gi", 1), ("100Mi", 1), ("5Gi", 5)])
+def test_requested_gib(storage: str, gib: int) -> None:
+    assert requested_gib(claim(resources={"requests": {"storage": storage}})) == gib
+
+
+def test_no_spec_at_all_is_an_error_not_a_crash() -> None:
+    with pytest.raises(ClaimError):
+        validate_claim({"metadata": {"name": "x"}})
+
+
+@pytest.mark.parametrize(
+    ("spec_name", "annotation", "expected"),
+    [
+        ("gold", None, "gold"),
+        ("gold", "silver", "gold"),
+        (None, "silver", "silver"),
+        ("", "silver", None),
+        (None, None, None),
+        (None, "", None),
+    ],
+)
+def test_storage_class_name(
+    spec_name: str | None, annotation: str | None, expected: str | None
+) -> None:
+    body = claim()
+    if spec_name is not None:
+        body["spec"]["storageClassName"] = spec_name
+    if annotation is not None:
+        body["metadata"]["annotations"] = {"volume.beta.kubernetes.io/storage-class": annotation}
+    assert storage_class_name(body) == expected
