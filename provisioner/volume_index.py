@@ -1,0 +1,162 @@
+"""Heketi volumes by name, per Heketi server: how a retry finds an earlier volume.
+
+Heketi has no lookup by name: the only way is to list every id and GET each one.
+Doing that for every claim would cost O(volumes) requests per claim, so an index is
+built at most once per server, and only when some claim needs it (its earlier
+attempt may have created a volume we have no record of). From then on our own
+creates and deletes keep it current, and a *refresh* fetches only the ids it has
+not seen: one list plus one GET per new volume, which after an uncertain create is
+usually the single volume in question.
+
+Consistency under concurrency: a refresh runs without holding the state lock while
+it talks to Heketi, so creates and deletes may land meanwhile. A refresh therefore
+never drops an id it did not know when it started (it may have been created after
+the list was taken), and never re-adds an id deleted while it was running.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from heketi_client import HeketiClient, VolumeInfo
+from heketi_client.errors import NotFound
+
+__all__ = ["INDEX_WORKERS", "VolumeIndex", "VolumeIndexes"]
+
+log = logging.getLogger(__name__)
+
+INDEX_WORKERS = 4
+"""Parallel GETs while indexing: fast enough, and gentle on a Heketi serving others."""
+
+
+class VolumeIndex:
+    """Name → volume for one Heketi server. Thread-safe."""
+
+    def __init__(self, url: str, *, workers: int = INDEX_WORKERS) -> None:
+        self.url = url
+        self._workers = workers
+        self._state = threading.Lock()
+        self._refreshing = threading.Lock()
+        self._by_name: dict[str, VolumeInfo] = {}
+        self._by_id: dict[str, VolumeInfo] = {}
+        self._built = False
+        self._deleted_during_refresh: set[str] | None = None
+
+    @property
+    def built(self) -> bool:
+        return self._built
+
+    def lookup(self, name: str) -> VolumeInfo | None:
+        with self._state:
+            return self._by_name.get(name)
+
+    def gids(self) -> set[int]:
+        with self._state:
+            return {v.gid for v in self._by_id.values() if v.gid}
+
+    def __len__(self) -> int:
+        with self._state:
+            return len(self._by_id)
+
+    def add(self, volume: VolumeInfo) -> None:
+        """Record a volume we created or found, so the next lookup needs no Heketi call."""
+        with self._state:
+            self._put(volume)
+
+    def remove(self, volume_id: str) -> None:
+        with self._state:
+            old = self._by_id.pop(volume_id, None)
+            if old is not None and self._by_name.get(old.name) is old:
+                del self._by_name[old.name]
+            if self._deleted_during_refresh is not None:
+                self._deleted_during_refresh.add(volume_id)
+
+    def _put(self, volume: VolumeInfo) -> None:
+        other = self._by_name.get(volume.name)
+        if other is not None and other.id != volume.id:
+            # Heketi allows equal names in different clusters; keep the first seen so
+            # that every lookup answers the same volume.
+            log.warning(
+                "Heketi volumes %s and %s share the name %s", other.id, volume.id, volume.name
+            )
+            self._by_id[volume.id] = volume
+            return
+        self._by_id[volume.id] = volume
+        self._by_name[volume.name] = volume
+
+    def ensure_built(self, client: HeketiClient) -> None:
+        """Build once; later callers return at once (or wait for the build in progress)."""
+        if self._built:
+            return
+        with self._refreshing:
+            if not self._built:
+                self._refresh_locked(client)
+
+    def refresh(self, client: HeketiClient) -> None:
+        """Bring the index up to date with Heketi, fetching only ids not seen before."""
+        with self._refreshing:
+            self._refresh_locked(client)
+
+    def _refresh_locked(self, client: HeketiClient) -> None:
+        with self._state:
+            known_before = set(self._by_id)
+            self._deleted_during_refresh = set()
+        try:
+            listed = set(client.list_volumes())
+            fresh = self._fetch(client, sorted(listed - known_before))
+            with self._state:
+                deleted = self._deleted_during_refresh or set()
+                for volume in fresh:
+                    if volume.id not in deleted:
+                        self._put(volume)
+                for gone in known_before - listed:
+                    old = self._by_id.pop(gone, None)
+                    if old is not None and self._by_name.get(old.name) is old:
+                        del self._by_name[old.name]
+                self._built = True
+        finally:
+            with self._state:
+                self._deleted_during_refresh = None
+        log.info(
+            "indexed Heketi volumes at %s: %d known, %d fetched", self.url, len(self), len(fresh)
+        )
+
+    def _fetch(self, client: HeketiClient, ids: list[str]) -> list[VolumeInfo]:
+        if not ids:
+            return []
+
+        def get(volume_id: str) -> VolumeInfo | None:
+            try:
+                return client.get_volume(volume_id)
+            except NotFound:  # deleted between the list and the GET
+                return None
+
+        with ThreadPoolExecutor(max_workers=min(self._workers, len(ids))) as pool:
+            return [v for v in pool.map(get, ids) if v is not None]
+
+
+class VolumeIndexes:
+    """One ``VolumeIndex`` per Heketi server URL, created on first use."""
+
+    def __init__(self, *, workers: int = INDEX_WORKERS) -> None:
+        self._workers = workers
+        self._lock = threading.Lock()
+        self._indexes: dict[str, VolumeIndex] = {}
+
+    def for_server(self, url: str) -> VolumeIndex:
+        with self._lock:
+            index = self._indexes.get(url)
+            if index is None:
+                index = self._indexes[url] = VolumeIndex(url, workers=self._workers)
+            return index
+
+    def existing(self, url: str) -> VolumeIndex | None:
+        with self._lock:
+            return self._indexes.get(url)
+
+    def servers(self) -> Iterable[str]:
+        with self._lock:
+            return list(self._indexes)
