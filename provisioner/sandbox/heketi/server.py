@@ -1,0 +1,239 @@
+"""The HTTP transport: keep-alive HTTP/1.1 on a threaded server, authentication in
+front of routing, fault injection, request records, and going down and up again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+from .api import HeketiAPI
+from .auth import OPEN_PATHS, Authenticator, AuthFailure
+from .faults import Faults, Hang
+from .responses import Response, error
+from .routing import route_key
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as seen by the simulator; `status` is None when the connection was
+    dropped without an answer. Never holds the token."""
+
+    method: str
+    path: str
+    route: str
+    status: int | None
+    user: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.route} {'dropped' if self.status is None else self.status}"
+
+
+class Frontend:
+    """What every request goes through before and after the API proper."""
+
+    def __init__(self, api: HeketiAPI, auth: Authenticator | None, faults: Faults) -> None:
+        self.api = api
+        self.auth = auth
+        self.faults = faults
+        self._records_lock = threading.Lock()
+        self.records: list[RequestRecord] = []
+        self.wake = threading.Event()  # set to cut hangs short (stop, down)
+
+    def _record(
+        self, method: str, path: str, route: str, status: int | None, user: str | None
+    ) -> None:
+        with self._records_lock:
+            self.records.append(RequestRecord(method, path, route, status, user))
+
+    def handle(
+        self, method: str, path: str, authorization: str | None, body: bytes
+    ) -> Response | None:
+        """The answer, or None to close the connection without one."""
+        route = route_key(method, path)
+        route_only = route.partition(" ")[2]
+        user: str | None = None
+        if self.auth is not None and path not in OPEN_PATHS:
+            outcome = self.auth.check(method, path, authorization)
+            if isinstance(outcome, AuthFailure):
+                self._record(method, path, route_only, outcome.status, None)
+                return error(outcome.status, outcome.text)
+            user = outcome
+        wake = self.wake
+        charges = self.faults.take_request(route)
+        if charges.hang and not charges.hang.after_effect and self._hang(wake, charges.hang):
+            self._record(method, path, route_only, None, user)
+            return None
+        if charges.drop and not charges.drop.after_effect:
+            self._record(method, path, route_only, None, user)
+            return None
+        if charges.fail is not None:
+            response = error(charges.fail.status, charges.fail.text)
+        else:
+            response = self.api.dispatch(method, path, body)
+        if (charges.hang and charges.hang.after_effect and self._hang(wake, charges.hang)) or (
+            charges.drop and charges.drop.after_effect
+        ):
+            self._record(method, path, route_only, None, user)
+            return None
+        self._record(method, path, route_only, response.status, user)
+        return response
+
+    @staticmethod
+    def _hang(wake: threading.Event, hang: Hang) -> bool:
+        """Hold the request; True if the server went away meanwhile."""
+        return wake.wait(hang.seconds)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Like Go's net/http: a Date header but no Server header."""
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Silent: tests read `requests` instead, and nothing secret can leak."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.connections.untrack(self.connection)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _serve(self) -> None:
+        body = self._read_body()
+        path = unquote(urlsplit(self.path).path)
+        response = self.server.frontend.handle(
+            self.command, path, self.headers.get("Authorization"), body
+        )
+        if response is None:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if response.status != 204:
+            self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if response.body and self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = _serve
+
+
+class _Connections:
+    """Open client sockets, so that `down()` can cut pooled keep-alive connections."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+
+    def track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+
+    def untrack(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def cut_all(self) -> None:
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self, address: tuple[str, int], frontend: Frontend, connections: _Connections
+    ) -> None:
+        self.frontend = frontend
+        self.connections = connections
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Peers vanish mid-request in fault tests; that is not worth a traceback."""
+
+
+class Listener:
+    """One listening socket with its serving thread; can be closed and reopened on
+    the same port (connection refused in between)."""
+
+    def __init__(self, host: str, port: int, frontend: Frontend) -> None:
+        self.host = host
+        self.port = port
+        self.frontend = frontend
+        self.connections = _Connections()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def open(self) -> int:
+        with self._lock:
+            if self._server is not None:
+                return self.port
+            self.frontend.wake = threading.Event()
+            server = _Server((self.host, self.port), self.frontend, self.connections)
+            self.port = server.server_address[1]
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"heketi-sim:{self.port}",
+                daemon=True,
+            )
+            thread.start()
+            self._server, self._thread = server, thread
+            return self.port
+
+    def close(self, on_closed: Callable[[], None] | None = None) -> None:
+        with self._lock:
+            server, thread = self._server, self._thread
+            self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self.frontend.wake.set()
+        self.connections.cut_all()
+        if on_closed is not None:
+            on_closed()
