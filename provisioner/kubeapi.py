@@ -19,7 +19,9 @@ Exception tree::
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -297,7 +299,31 @@ class KubeAPI:
         label_selector: str | None = None,
         allow_bookmarks: bool = True,
     ) -> Iterator[KubeObject]:
-        """Yield watch events (``{"type", "object"}``) until the server ends the stream.
+        """Yield watch events (``{"type", "object"}``) until the server ends the stream."""
+        stream = self.open_watch(
+            resource,
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+            namespace=namespace,
+            label_selector=label_selector,
+            allow_bookmarks=allow_bookmarks,
+        )
+        try:
+            yield from stream
+        finally:
+            stream.close()
+
+    def open_watch(
+        self,
+        resource: str,
+        *,
+        resource_version: str,
+        timeout_seconds: int,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        allow_bookmarks: bool = True,
+    ) -> WatchStream:
+        """Like ``watch``, but the stream can be closed from another thread.
 
         The socket read timeout is a little longer than ``timeoutSeconds``, so a
         silent, half-dead connection ends the stream instead of hanging forever.
@@ -318,8 +344,22 @@ class KubeAPI:
             query=query,
             timeout=(self.request_timeout, read_timeout),
         )
+        return WatchStream(raw)
+
+    def server_version(self) -> str:
+        return str(self._json("GET", "/version").get("gitVersion", ""))
+
+
+class WatchStream:
+    """An open watch response: iterate for events, ``close()`` from any thread."""
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse) -> None:
+        self._raw = raw
+        self._closed = False
+
+    def __iter__(self) -> Iterator[KubeObject]:
         try:
-            for line in _lines(raw):
+            for line in _lines(self._raw):
                 if not line.strip():
                     continue
                 event: KubeObject = json.loads(line)
@@ -327,14 +367,26 @@ class KubeAPI:
                     status = event.get("object") or {}
                     raise error_from_status(int(status.get("code") or 500), json.dumps(status))
                 yield event
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            if self._closed:
+                return
             raise KubeUnavailable(0, type(exc).__name__, str(exc)) from exc
         finally:
-            raw.close()
-            raw.release_conn()
+            self.close()
 
-    def server_version(self) -> str:
-        return str(self._json("GET", "/version").get("gitVersion", ""))
+    def close(self) -> None:
+        """Unblock a reader in another thread: ``shutdown`` wakes a blocked recv, close does not."""
+        if self._closed:
+            return
+        self._closed = True
+        connection = getattr(self._raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            self._raw.close()
+            self._raw.release_conn()
 
 
 def _chunks(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:

@@ -1,0 +1,76 @@
+"""Every setting of the controller, in one frozen dataclass.
+
+The CLI builds one ``Settings`` from flags and ``HEKETI_PROVISIONER_*`` variables;
+nothing else reads the environment, so what a process runs with is visible in
+one place (and in its start-up log line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PROVISIONER_NAME = "gluster.org/heketi"
+# Heketi's own default limit of in-flight operations is 8; stay at or below it.
+DEFAULT_HEKETI_CONCURRENCY = 8
+# Workers outnumber the Heketi cap so that cheap work (skips, deletes of gone
+# volumes, events) never waits behind claims blocked on Heketi.
+DEFAULT_WORKERS = 16
+
+
+@dataclass(frozen=True)
+class Settings:
+    kubeconfig: str | None = None
+    """Path of a kubeconfig file; None means the pod's in-cluster service account."""
+
+    provisioner_name: str = DEFAULT_PROVISIONER_NAME
+    """StorageClass ``provisioner`` value we serve.  Default ``gluster.org/heketi``;
+    ``kubernetes.io/glusterfs`` adopts what the in-tree provisioner created."""
+
+    workers: int = DEFAULT_WORKERS
+    """Worker threads handling claims and volumes.  Default 16 (>= heketi_concurrency)."""
+
+    heketi_concurrency: int = DEFAULT_HEKETI_CONCURRENCY
+    """Heketi operations in flight at once, across all workers.  Default 8."""
+
+    resync_period: float = 300.0
+    """Seconds between re-examining every cached claim and volume.  Default 300."""
+
+    backoff_base: float = 0.5
+    """Seconds before the first retry of a failed claim/volume; doubles per failure."""
+
+    backoff_cap: float = 300.0
+    """Upper bound of the retry delay, seconds.  Default 300."""
+
+    request_timeout: float = 30.0
+    """Seconds allowed for one Kubernetes API request (not a watch).  Default 30."""
+
+    watch_timeout: int = 300
+    """Server-side ``timeoutSeconds`` of each watch; silence beyond it reconnects."""
+
+    assume_glusterfs_plugin: bool = False
+    """Provision even when the API server is 1.26+ (whose kubelets cannot mount
+    glusterfs volumes) — for clusters with patched kubelets.  Default off."""
+
+    metrics_address: str = ":8080"
+    """HOST:PORT for /metrics, /healthz, /readyz; ``0`` or empty disables it."""
+
+    log_format: str = "auto"
+    """``json``, ``console``, or ``auto`` (console on a terminal, JSON otherwise)."""
+
+    log_level: str = "info"
+    """``debug``, ``info``, ``warning`` or ``error``."""
+
+    shutdown_grace: float = 30.0
+    """Seconds in-flight work may take to finish after SIGTERM/SIGINT."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.heketi_concurrency < 1:
+            raise ValueError("heketi_concurrency must be at least 1")
+        if self.backoff_base <= 0 or self.backoff_cap < self.backoff_base:
+            raise ValueError("backoff_base must be > 0 and backoff_cap >= backoff_base")
+        if self.log_format not in ("auto", "json", "console"):
+            raise ValueError("log_format must be json, console or auto")
+        if not self.provisioner_name:
+            raise ValueError("provisioner_name must not be empty")

@@ -1,0 +1,242 @@
+"""The control loop: caches, a work queue, workers; the decisions live elsewhere.
+
+Keys on the queue are ``("claim", "ns/name")`` and ``("volume", "pv-name")``.
+Watch handlers only enqueue keys; workers re-read the object from the cache,
+so they always act on the newest state and never on a stale event payload.
+``predicates`` says what to act on, ``provisioning``/``deletion`` say how.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import structlog
+
+from provisioner.annotations import LABEL_PROVISIONED_FOR_PVC
+from provisioner.config import Settings
+from provisioner.deletion import sync_volume
+from provisioner.events import EventRecorder
+from provisioner.informer import Informer, object_key
+from provisioner.kubeapi import KubeAPI
+from provisioner.observability import Metrics
+from provisioner.predicates import claim_class_name, companions, provisioned_by
+from provisioner.protocol import Provisioner
+from provisioner.provisioning import ClaimMemories, sync_claim
+from provisioner.versions import glusterfs_mountable, parse_kube_version
+from provisioner.workqueue import WorkQueue, start_workers
+
+log = structlog.get_logger(__name__)
+
+Obj = dict[str, Any]
+Key = tuple[str, str]
+
+
+class Caches:
+    """The informers, built before the provisioner so it can look classes up."""
+
+    def __init__(self, kube: KubeAPI, settings: Settings) -> None:
+        def informer(resource: str, selector: str | None = None) -> Informer:
+            return Informer(
+                kube,
+                resource,
+                label_selector=selector,
+                watch_timeout=settings.watch_timeout,
+                retry_cap=min(30.0, settings.backoff_cap),
+            )
+
+        self.claims = informer("persistentvolumeclaims")
+        self.pvs = informer("persistentvolumes")
+        self.classes = informer("storageclasses")
+        self.endpoints = informer("endpoints", LABEL_PROVISIONED_FOR_PVC)
+        self.services = informer("services", LABEL_PROVISIONED_FOR_PVC)
+
+    def all(self) -> list[Informer]:
+        return [self.claims, self.pvs, self.classes, self.endpoints, self.services]
+
+    def storage_class(self, name: str) -> Obj | None:
+        return self.classes.get(name)
+
+
+class VolumeMemories:
+    """Which delete failures were already reported, so a retry loop stays quiet."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reported: dict[str, set[str]] = {}
+
+    def first_time(self, name: str, message: str) -> bool:
+        with self._lock:
+            seen = self._reported.setdefault(name, set())
+            if message in seen:
+                return False
+            seen.add(message)
+            return True
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._reported.pop(name, None)
+
+
+class Controller:
+    def __init__(
+        self,
+        kube: KubeAPI,
+        provisioner: Provisioner,
+        settings: Settings,
+        *,
+        caches: Caches | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.kube = kube
+        self.provisioner = provisioner
+        self.settings = settings
+        self.caches = caches or Caches(kube, settings)
+        self.claims = self.caches.claims
+        self.pvs = self.caches.pvs
+        self.classes = self.caches.classes
+        self.endpoints = self.caches.endpoints
+        self.services = self.caches.services
+        self.metrics = metrics or Metrics()
+        self.events = EventRecorder(kube, settings.provisioner_name)
+        self.queue: WorkQueue[Key] = WorkQueue(
+            base_delay=settings.backoff_base, max_delay=settings.backoff_cap
+        )
+        self.memories = ClaimMemories()
+        self.memories_for_volumes = VolumeMemories()
+        self.gate_message: str | None = None
+        self.server_version = ""
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._wire()
+
+    # -- event handlers: enqueue keys only ---------------------------------
+
+    def _wire(self) -> None:
+        self.claims.add_handlers(
+            on_add=self._claim_changed,
+            on_update=lambda _old, new: self._claim_changed(new),
+            on_delete=self._claim_deleted,
+        )
+        self.pvs.add_handlers(
+            on_add=self._volume_changed,
+            on_update=lambda _old, new: self._volume_changed(new),
+            on_delete=lambda pv: self.memories_for_volumes.forget(pv["metadata"]["name"]),
+        )
+        self.classes.add_handlers(
+            on_add=self._class_changed, on_update=lambda _old, new: self._class_changed(new)
+        )
+        for informer in (self.endpoints, self.services):
+            informer.add_handlers(on_delete=self._companion_deleted)
+
+    def _claim_changed(self, claim: Obj) -> None:
+        if not (claim.get("spec") or {}).get("volumeName"):
+            self.queue.add(("claim", object_key(claim)))
+
+    def _claim_deleted(self, claim: Obj) -> None:
+        self.memories.forget(str(claim["metadata"].get("uid")))
+        # A PV deleted directly waits for its claim to go; now it can.
+        volume = (claim.get("spec") or {}).get("volumeName")
+        if volume:
+            self.queue.add(("volume", volume))
+
+    def _volume_changed(self, pv: Obj) -> None:
+        if provisioned_by(pv, self.settings.provisioner_name):
+            self.queue.add(("volume", pv["metadata"]["name"]))
+
+    def _class_changed(self, storage_class: Obj) -> None:
+        name = storage_class["metadata"]["name"]
+        for claim in self.claims.list():
+            if claim_class_name(claim) == name:
+                self._claim_changed(claim)
+
+    def _companion_deleted(self, obj: Obj) -> None:
+        where = (obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        for pv in self.pvs.list():
+            if companions(pv) == where:
+                self._volume_changed(pv)
+
+    def companions_synced(self) -> bool:
+        return self.endpoints.has_synced() and self.services.has_synced()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _check_version(self) -> None:
+        self.server_version = self.kube.server_version()
+        version = parse_kube_version(self.server_version)
+        if glusterfs_mountable(version) or self.settings.assume_glusterfs_plugin:
+            return
+        self.gate_message = (
+            f"Not provisioning: this cluster runs Kubernetes {self.server_version}, and "
+            f"kubelets of 1.26 and later cannot mount glusterfs volumes (the in-tree "
+            f"plugin was removed), so the volume could never be used. If your nodes "
+            f"can still mount glusterfs, restart the provisioner with "
+            f"--assume-glusterfs-plugin."
+        )
+        log.warning("version_gate.closed", server_version=self.server_version)
+
+    def start(self, *, sync_timeout: float = 60.0) -> None:
+        """Read the server version, fill the caches, prepare, then start workers."""
+        self._check_version()
+        for informer in self.caches.all():
+            informer.start()
+        for informer in self.caches.all():
+            if not informer.wait_for_sync(sync_timeout):
+                raise TimeoutError(f"cache of {informer.resource} did not sync")
+        self.provisioner.prepare(self.pvs.list(), self.claims.list())
+        self._threads = start_workers(
+            self.queue, self._process, count=self.settings.workers, name="worker"
+        )
+        resync = threading.Thread(target=self._resync_loop, name="resync", daemon=True)
+        resync.start()
+        self._threads.append(resync)
+        self._ready.set()
+        log.info(
+            "controller.started",
+            provisioner=self.settings.provisioner_name,
+            server_version=self.server_version,
+            workers=self.settings.workers,
+            gated=self.gate_message is not None,
+        )
+
+    def ready(self) -> bool:
+        return self._ready.is_set() and not self._stopped.is_set()
+
+    def stop(self, grace: float | None = None) -> bool:
+        """Stop taking work; let in-flight items finish within ``grace``. True if they did."""
+        self._stopped.set()
+        self.queue.shutdown()
+        finished = self.queue.wait_idle(self.settings.shutdown_grace if grace is None else grace)
+        for informer in self.caches.all():
+            informer.stop(timeout=1.0)
+        log.info("controller.stopped", in_flight_finished=finished)
+        return finished
+
+    def _resync_loop(self) -> None:
+        while not self._stopped.wait(self.settings.resync_period):
+            self.resync()
+
+    def resync(self) -> None:
+        """Re-examine everything: retries quiet failures and catches missed events."""
+        self.memories.allow_retry_of_invalid()
+        for claim in self.claims.list():
+            self._claim_changed(claim)
+        for pv in self.pvs.list():
+            self._volume_changed(pv)
+
+    # -- the worker --------------------------------------------------------
+
+    def _process(self, key: Key) -> None:
+        kind, name = key
+        try:
+            if kind == "claim":
+                sync_claim(self, name)
+            else:
+                sync_volume(self, name)
+        except Exception as exc:  # API trouble mid-operation: every step is safe to repeat
+            delay = self.queue.add_rate_limited(key)
+            self.metrics.retries_total.inc()
+            log.warning("sync.failed", kind=kind, key=name, error=str(exc)[:200], retry_in=delay)
+        finally:
+            self.metrics.queue_depth.set(len(self.queue))

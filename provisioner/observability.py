@@ -1,0 +1,185 @@
+"""Metrics, health endpoints and log configuration.
+
+Metric names for provision/delete are those of the sig-storage external-provisioner
+library so that dashboards built for CSI provisioners work unchanged.  A dedicated
+``CollectorRegistry`` keeps several controllers in one process (tests, sandbox)
+from colliding in the global registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable, MutableMapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TextIO
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.provision_total = Counter(
+            "controller_persistentvolumeclaim_provision_total",
+            "Claims provisioned successfully.",
+            ["class", "source"],
+            registry=r,
+        )
+        self.provision_failed_total = Counter(
+            "controller_persistentvolumeclaim_provision_failed_total",
+            "Provisioning attempts that failed.",
+            ["class", "source"],
+            registry=r,
+        )
+        self.provision_duration = Histogram(
+            "controller_persistentvolumeclaim_provision_duration_seconds",
+            "Time of one provisioning attempt, successful or not.",
+            ["class", "source"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.delete_total = Counter(
+            "controller_persistentvolume_delete_total",
+            "Volumes deleted successfully.",
+            ["class"],
+            registry=r,
+        )
+        self.delete_failed_total = Counter(
+            "controller_persistentvolume_delete_failed_total",
+            "Delete attempts that failed.",
+            ["class"],
+            registry=r,
+        )
+        self.delete_duration = Histogram(
+            "controller_persistentvolume_delete_duration_seconds",
+            "Time of one delete attempt, successful or not.",
+            ["class"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "heketi_provisioner_workqueue_depth", "Keys ready to be processed.", registry=r
+        )
+        self.retries_total = Counter(
+            "heketi_provisioner_workqueue_retries_total",
+            "Keys re-queued with backoff after a failure.",
+            registry=r,
+        )
+        self.repairs_total = Counter(
+            "heketi_provisioner_repairs_total",
+            "Endpoints/Service pairs re-created for bound volumes.",
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def parse_address(address: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` / ``:PORT`` → (host, port); ``0`` or empty → None (disabled)."""
+    address = address.strip()
+    if address in ("", "0"):
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"metrics address {address!r} is not HOST:PORT")
+    return (host.strip("[]") or "0.0.0.0"), int(port)
+
+
+class HealthServer:
+    """``/metrics``, ``/healthz`` (the process answers) and ``/readyz`` (caches synced)."""
+
+    def __init__(
+        self, host: str, port: int, *, metrics: Metrics, ready: Callable[[], bool]
+    ) -> None:
+        self._metrics = metrics
+        self._ready = ready
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._reply(200, outer._metrics.render(), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    self._reply(200, b"ok\n")
+                elif path == "/readyz":
+                    ok = outer._ready()
+                    self._reply(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
+                else:
+                    self._reply(404, b"not found\n")
+
+            def _reply(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # probes every few seconds would drown the useful lines
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="health-server", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+_SECRET_FIELDS = frozenset({"key", "admin_key", "user_key", "password", "token", "restuserkey"})
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Last line of defence: a field that looks like a credential is never printed."""
+    for name in event.keys() & _SECRET_FIELDS:
+        event[name] = "[redacted]"
+    return event
+
+
+def configure_logging(
+    log_format: str = "auto", level: str = "info", *, stream: TextIO | None = None
+) -> None:
+    """JSON lines for collectors, readable lines on a terminal; chosen once at start."""
+    out = stream or sys.stdout
+    if log_format == "auto":
+        log_format = "console" if out.isatty() else "json"
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    if log_format == "json":
+        processors.append(structlog.processors.format_exc_info)
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
