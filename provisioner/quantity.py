@@ -16,8 +16,10 @@ __all__ = ["GIB", "QuantityError", "gib_ceil", "parse_quantity"]
 GIB = 2**30
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"m": Fraction(1, 1000), "": 1, "k": 10**3, "M": 10**6, "G": 10**9,
-            "T": 10**12, "P": 10**15, "E": 10**18}  # fmt: skip
+_DECIMAL: dict[str, Fraction | int] = {
+    "m": Fraction(1, 1000), "": 1, "k": 10**3, "M": 10**6, "G": 10**9,
+    "T": 10**12, "P": 10**15, "E": 10**18,
+}  # fmt: skip
 # The grammar of k8s.io/apimachinery resource.Quantity. The exponent alternative
 # comes first so that "1E3" is 1000 while a bare "1E" is one exa.
 _QUANTITY = re.compile(
