@@ -147,18 +147,23 @@ def _quote(value: str) -> str:
 
 def parse_class_parameters(params: Mapping[str, str]) -> GlusterClassParameters:
     """Validate ``StorageClass.parameters``; raise ``ParameterError`` on the first problem."""
-    secret_value = ""
-    for key, value in params.items():
-        if str(key).lower() == "restuserkey" and isinstance(value, str):
-            secret_value = value
+    # Scrub both spellings: messages quote stripped values.
+    secrets = {
+        text
+        for key, value in params.items()
+        if str(key).lower() == "restuserkey" and isinstance(value, str)
+        for text in (value, value.strip())
+        if text
+    }
     try:
         return _parse(params)
     except ParameterError as err:
-        if secret_value and (secret_value in err.reason or secret_value in err.parameter):
-            raise ParameterError(
-                err.parameter.replace(secret_value, "<redacted>"),
-                err.reason.replace(secret_value, "<redacted>"),
-            ) from None
+        parameter, reason = err.parameter, err.reason
+        for text in sorted(secrets, key=len, reverse=True):
+            parameter = parameter.replace(text, "<redacted>")
+            reason = reason.replace(text, "<redacted>")
+        if (parameter, reason) != (err.parameter, err.reason):
+            raise ParameterError(parameter, reason) from None
         raise
 
 

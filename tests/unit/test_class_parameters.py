@@ -274,3 +274,9 @@ def test_durability_to_heketi() -> None:
     assert str(heketi) == "disperse:4:2"
     assert str(VolumeDurability("replicate", replica=2).to_heketi()) == "replicate:2"
     assert str(VolumeDurability("none").to_heketi()) == "none"
+
+
+def test_padded_key_is_scrubbed_too() -> None:
+    with pytest.raises(ParameterError) as info:
+        parse_class_parameters(with_url(restuserkey="  7.5  ", volumetype="replicate:7.5"))
+    assert "7.5" not in str(info.value)
