@@ -1,0 +1,186 @@
+"""``heketi-provisioner sandbox --demo``: a scripted walk-through that checks itself.
+
+Each step prints what it does and what it saw; the first step that does not hold
+ends the demo with a non-zero status naming that step.  Everything goes through
+the Kubernetes API over HTTP, as ``kubectl`` would, and the Heketi side is checked
+by asking the simulator.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from typing import Any, TextIO, TypeVar
+
+from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
+from provisioner.kubeapi import KubeAPI, KubeNotFound
+from provisioner.sandbox.stack import SandboxStack
+
+T = TypeVar("T")
+
+NAMESPACE = "default"
+SECRET = "heketi-admin"
+CLASS = "gluster-demo"
+CLAIM = "demo-claim"
+
+
+class StepFailed(Exception):
+    pass
+
+
+def wait_for(
+    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1
+) -> T:
+    """Poll ``probe`` until it returns something truthy; StepFailed after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise StepFailed(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _get(kube: KubeAPI, resource: str, name: str, namespace: str | None = None) -> Any:
+    try:
+        return kube.get(resource, name, namespace)
+    except KubeNotFound:
+        return None
+
+
+class Demo:
+    def __init__(self, stack: SandboxStack, kube: KubeAPI, out: TextIO, timeout: float) -> None:
+        self.stack = stack
+        self.kube = kube
+        self.out = out
+        self.timeout = timeout
+        self.step = 0
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def begin(self, text: str) -> None:
+        self.step += 1
+        self.say(f"[{self.step}] {text}")
+
+    def run(self) -> None:
+        provisioner_name = self.stack.options.settings.provisioner_name
+        self.begin("create the Heketi admin Secret (type kubernetes.io/glusterfs)")
+        key = base64.b64encode(self.stack.admin_key.encode()).decode()
+        self.kube.create(
+            "secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": SECRET, "namespace": NAMESPACE},
+                "type": "kubernetes.io/glusterfs",
+                "data": {"key": key},
+            },
+            NAMESPACE,
+        )
+        self.begin(f"create StorageClass {CLASS} (provisioner {provisioner_name})")
+        self.kube.create(
+            "storageclasses",
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {"name": CLASS},
+                "provisioner": provisioner_name,
+                "reclaimPolicy": "Delete",
+                "parameters": {
+                    "resturl": self.stack.heketi_url,
+                    "restuser": "admin",
+                    "secretNamespace": NAMESPACE,
+                    "secretName": SECRET,
+                    "volumetype": "replicate:3",
+                },
+            },
+        )
+        self.begin(f"create claim {NAMESPACE}/{CLAIM} (1Gi, ReadWriteMany)")
+        started = time.monotonic()
+        self.kube.create(
+            "persistentvolumeclaims",
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": CLAIM, "namespace": NAMESPACE},
+                "spec": {
+                    "storageClassName": CLASS,
+                    "accessModes": ["ReadWriteMany"],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+            NAMESPACE,
+        )
+        self.begin("wait until the claim is Bound")
+        claim = wait_for(
+            lambda: self._claim_if_bound(),
+            timeout=self.timeout,
+            what="the claim to be Bound",
+        )
+        self.say(f"    Bound after {time.monotonic() - started:.2f}s")
+        self.begin("show the PersistentVolume")
+        pv_name = claim["spec"]["volumeName"]
+        pv = self.kube.get("persistentvolumes", pv_name)
+        volume_id = self._show_pv(pv)
+        if not any(v.get("id") == volume_id for v in self.stack.heketi.volumes()):
+            raise StepFailed(f"Heketi has no volume {volume_id}")
+        self.begin("delete the claim")
+        self.kube.delete("persistentvolumeclaims", CLAIM, NAMESPACE)
+        self.begin("wait until the PersistentVolume is gone")
+        wait_for(
+            lambda: _get(self.kube, "persistentvolumes", pv_name) is None,
+            timeout=self.timeout,
+            what=f"PersistentVolume {pv_name} to be deleted",
+        )
+        self.begin("check the Heketi volume is gone")
+        wait_for(
+            lambda: all(v.get("id") != volume_id for v in self.stack.heketi.volumes()),
+            timeout=self.timeout,
+            what=f"Heketi volume {volume_id} to be deleted",
+        )
+        self.say(f"    Heketi volume {volume_id} deleted")
+
+    def _claim_if_bound(self) -> Any:
+        claim = _get(self.kube, "persistentvolumeclaims", CLAIM, NAMESPACE)
+        if claim and (claim.get("status") or {}).get("phase") == "Bound":
+            return claim
+        return None
+
+    def _show_pv(self, pv: dict[str, Any]) -> str:
+        spec = pv.get("spec") or {}
+        annotations = (pv.get("metadata") or {}).get("annotations") or {}
+        source = spec.get("glusterfs") or {}
+        volume_id = annotations.get(ANN_HEKETI_VOLUME_ID, "")
+        endpoints = _get(
+            self.kube, "endpoints", str(source.get("endpoints")), source.get("endpointsNamespace")
+        )
+        addresses = [
+            a.get("ip")
+            for subset in (endpoints or {}).get("subsets") or []
+            for a in subset.get("addresses") or []
+        ]
+        self.say(f"    name       {pv['metadata']['name']}")
+        self.say(f"    capacity   {(spec.get('capacity') or {}).get('storage')}")
+        self.say(f"    path       {source.get('path')}")
+        self.say(f"    gid        {annotations.get(ANN_GID)}")
+        self.say(f"    endpoints  {source.get('endpoints')} {addresses}")
+        self.say(f"    heketi id  {volume_id}")
+        if not addresses:
+            raise StepFailed("the PV's Endpoints object has no addresses")
+        return volume_id
+
+
+def run_demo(stack: SandboxStack, out: TextIO, *, timeout: float = 60.0) -> int:
+    """0 if every step held; 1 with the failing step printed otherwise."""
+    assert stack.kube_api is not None, "the demo needs the controller running"
+    demo = Demo(stack, stack.kube_api, out, timeout)
+    try:
+        demo.run()
+    except Exception as exc:
+        demo.say(f"FAILED at step {demo.step}: {exc}")
+        return 1
+    demo.say("demo completed: every step held")
+    return 0
