@@ -1,0 +1,179 @@
+"""Provisioning against the simulator: the happy path, its request budget, companions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID, LABEL_PROVISIONED_FOR_PVC
+from provisioner.protocol import ProvisionError
+
+if TYPE_CHECKING:
+    from conftest import World
+
+NAMESPACE = "default"
+
+STORAGE_IPS = ["10.0.1.1", "10.0.1.2", "10.0.1.3"]
+
+
+def endpoint_ips(world: World, name: str) -> list[str]:
+    endpoints = world.sandbox.get_object("endpoints", NAMESPACE, name)
+    assert endpoints is not None
+    return sorted(a["ip"] for s in endpoints["subsets"] for a in s["addresses"])
+
+
+def test_provision_creates_one_volume_within_the_request_budget(world: World) -> None:
+    gluster = world.provisioner()
+    sc = world.storage_class()
+    claim = world.claim(sc, size="1500Mi")
+
+    pv = gluster.provision(claim, sc)
+
+    uid = claim["metadata"]["uid"]
+    volumes = world.sim.volumes()
+    assert len(volumes) == 1
+    volume = volumes[0]
+    assert volume["name"] == f"pvc-{uid}"
+    assert volume["size"] == 2
+    assert volume["gid"] == 2000
+    assert pv["metadata"]["name"] == f"pvc-{uid}"
+    assert pv["metadata"]["annotations"][ANN_GID] == "2000"
+    assert pv["metadata"]["annotations"][ANN_HEKETI_VOLUME_ID] == volume["id"]
+    assert pv["spec"]["glusterfs"]["path"] == f"pvc-{uid}"
+    assert pv["spec"]["capacity"]["storage"] == "2Gi"
+    # Budget: the create, its polls, and the one GET the 303 leads to; nothing else.
+    counts = world.counts()
+    polls = sum(n for key, n in counts.items() if key.startswith("GET /queue/{id}"))
+    assert counts.get("POST /volumes 202") == 1
+    assert counts.get("GET /volumes/{id} 200") == 1
+    assert sum(counts.values()) - polls == 2
+    assert not any(key.startswith("GET /volumes ") for key in counts)  # never listed
+    assert not any("/nodes/" in key or "/clusters" in key for key in counts)
+
+
+def test_endpoints_and_service_carry_the_storage_ips_and_our_label(world: World) -> None:
+    gluster = world.provisioner()
+    sc = world.storage_class(customepnameprefix="myep")
+    claim = world.claim(sc)
+
+    pv = gluster.provision(claim, sc)
+
+    name = f"myep-{claim['metadata']['uid']}"
+    assert pv["spec"]["glusterfs"]["endpoints"] == name
+    assert endpoint_ips(world, name) == STORAGE_IPS
+    service = world.sandbox.get_object("services", NAMESPACE, name)
+    assert service is not None
+    assert "selector" not in service["spec"]
+    assert service["metadata"]["labels"][LABEL_PROVISIONED_FOR_PVC] == claim["metadata"]["name"]
+
+
+def test_class_parameters_reach_the_heketi_request(world: World) -> None:
+    gluster = world.provisioner()
+    cluster = world.sim.cluster_ids()[0]
+    sc = world.storage_class(
+        volumetype="disperse:2:1",
+        volumeoptions="client.ssl on, server.ssl on",
+        clusterid=cluster,
+        gidMin="5000",
+        gidMax="5010",
+        snapfactor="2",
+        volumenameprefix="dept-a",
+    )
+    claim = world.claim(sc, size="4Gi")
+
+    gluster.provision(claim, sc)
+
+    (volume,) = world.sim.volumes()
+    assert volume["durability"]["type"] == "disperse"
+    assert volume["durability"]["disperse"] == {"data": 2, "redundancy": 1}
+    assert volume["gid"] == 5000
+    assert volume["cluster"] == cluster
+    assert volume["snapshot"] == {"enable": True, "factor": 2}
+    assert "client.ssl on" in volume["glustervolumeoptions"]
+    meta = claim["metadata"]
+    assert volume["name"] == f"dept-a_{NAMESPACE}_{meta['name']}_{meta['uid']}"
+
+
+def test_gids_are_distinct_per_class_and_lowest_first(world: World) -> None:
+    gluster = world.provisioner()
+    first, second = world.storage_class(), world.storage_class()
+    gids = []
+    for sc in (first, first, second):
+        pv = gluster.provision(world.claim(sc), sc)
+        gids.append(int(pv["metadata"]["annotations"][ANN_GID]))
+    assert gids == [2000, 2001, 2000]
+
+
+def test_repeating_a_finished_provision_asks_heketi_nothing(world: World) -> None:
+    """The controller may fail to write the PV and call again: reuse the record."""
+    gluster = world.provisioner()
+    sc = world.storage_class()
+    claim = world.claim(sc)
+    first = gluster.provision(claim, sc)
+    before = world.heketi_requests()
+
+    second = gluster.provision(claim, sc)
+
+    assert second == first
+    assert world.heketi_requests() == before
+    assert len(world.sim.volumes()) == 1
+
+
+def test_companion_failure_is_retried_without_a_second_volume(world: World) -> None:
+    gluster = world.provisioner()
+    sc = world.storage_class()
+    claim = world.claim(sc)
+    world.sandbox.faults.fail_next_writes("endpoints", count=1, status=500, message="etcd hiccup")
+
+    try:
+        gluster.provision(claim, sc)
+    except ProvisionError as err:
+        assert err.retry
+        assert "Endpoints/Service" in err.message
+        assert "etcd hiccup" in err.message
+    else:
+        raise AssertionError("the injected Endpoints failure was not reported")
+    posts = world.counts().get("POST /volumes 202")
+
+    # Retried as the controller would (more than once: an injected sandbox failure can
+    # also upset the next request on the same connection).
+    pv = world.provision_with_retries(gluster, claim, sc)
+
+    assert world.counts().get("POST /volumes 202") == posts == 1
+    assert len(world.sim.volumes()) == 1
+    assert endpoint_ips(world, pv["spec"]["glusterfs"]["endpoints"]) == STORAGE_IPS
+
+
+def test_stale_endpoints_are_replaced(world: World) -> None:
+    gluster = world.provisioner()
+    sc = world.storage_class()
+    claim = world.claim(sc)
+    name = f"glusterfs-dynamic-{claim['metadata']['uid']}"
+    world.kube.create(
+        "endpoints",
+        {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "subsets": [{"addresses": [{"ip": "192.0.2.9"}], "ports": [{"port": 1}]}],
+        },
+        NAMESPACE,
+    )
+
+    gluster.provision(claim, sc)
+
+    assert endpoint_ips(world, name) == STORAGE_IPS
+
+
+def test_no_gid_left_in_the_range_is_reported_without_heketi(world: World) -> None:
+    gluster = world.provisioner()
+    sc = world.storage_class(gidMin="3000", gidMax="3000")
+    gluster.provision(world.claim(sc), sc)
+    before = world.heketi_requests()
+
+    try:
+        gluster.provision(world.claim(sc), sc)
+    except ProvisionError as err:
+        assert "3000" in err.message and "gidMin" in err.message
+    else:
+        raise AssertionError("a second volume got a GID outside the class range")
+    assert world.heketi_requests() == before
