@@ -1,12 +1,87 @@
-"""Command line: ``heketi-provisioner {run,sandbox,audit}``."""
+"""Command line: ``heketi-provisioner {run,sandbox}``.
+
+Every option can also come from the environment as ``HEKETI_PROVISIONER_<OPTION>``
+(upper snake case, e.g. ``HEKETI_PROVISIONER_WORKERS=32``); a flag on the command
+line wins.  That is how the Deployment manifest configures the container.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from provisioner import __version__
+from provisioner.config import Settings
+
+if TYPE_CHECKING:
+    from provisioner.controller import Controller
+
+ENV_PREFIX = "HEKETI_PROVISIONER_"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def _option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    *,
+    help: str,
+    default: Any = None,
+    type: Callable[[str], Any] = str,
+    **kwargs: Any,
+) -> None:
+    """An option whose default comes from its environment variable, shown in --help."""
+    env = env_name(flag)
+    raw = os.environ.get(env)
+    value = type(raw) if raw is not None else default
+    shown = "" if default is None else f"; default {default}"
+    parser.add_argument(flag, default=value, type=type, help=f"{help} (env {env}{shown})", **kwargs)
+
+
+def _switch(parser: argparse.ArgumentParser, flag: str, *, help: str) -> None:
+    env = env_name(flag)
+    default = os.environ.get(env, "").strip().lower() in _TRUE
+    parser.add_argument(flag, action="store_true", default=default, help=f"{help} (env {env})")
+
+
+def _common(parser: argparse.ArgumentParser, *, log_level: str) -> None:
+    defaults = Settings()
+    _option(
+        parser,
+        "--provisioner-name",
+        default=defaults.provisioner_name,
+        help="StorageClass provisioner name to serve; kubernetes.io/glusterfs adopts in-tree PVs",
+    )
+    _option(parser, "--workers", type=int, default=defaults.workers, help="worker threads")
+    _option(
+        parser,
+        "--heketi-concurrency",
+        type=int,
+        default=defaults.heketi_concurrency,
+        help="Heketi operations in flight at once (keep <= Heketi's limit)",
+    )
+    _option(
+        parser,
+        "--log-format",
+        default="auto",
+        choices=["auto", "json", "console"],
+        help="log format; auto = console on a terminal, JSON otherwise",
+    )
+    _option(
+        parser,
+        "--log-level",
+        default=log_level,
+        choices=["debug", "info", "warning", "error"],
+        help="log level",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,9 +91,159 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("run", help="run the controller against a cluster")
-    sub.add_parser("sandbox", help="start the loopback Heketi + Kubernetes sandbox")
+
+    run = sub.add_parser("run", help="run the controller against a cluster")
+    _option(run, "--kubeconfig", help="kubeconfig file; in-cluster service account when unset")
+    _common(run, log_level="info")
+    _switch(
+        run,
+        "--assume-glusterfs-plugin",
+        help="provision on Kubernetes 1.26+ too, whose kubelets cannot mount glusterfs volumes",
+    )
+    _option(
+        run,
+        "--metrics-address",
+        default=Settings().metrics_address,
+        help="HOST:PORT for /metrics, /healthz, /readyz; 0 or empty disables",
+    )
+    _option(
+        run,
+        "--resync-period",
+        type=float,
+        default=Settings().resync_period,
+        help="seconds between re-examining every claim and volume",
+    )
+    _option(
+        run,
+        "--shutdown-grace",
+        type=float,
+        default=Settings().shutdown_grace,
+        help="seconds in-flight work may take after SIGTERM",
+    )
+
+    box = sub.add_parser(
+        "sandbox",
+        help="start the loopback Heketi + Kubernetes sandbox (and the controller)",
+        description="Without --demo, serves until interrupted. With --demo, runs the "
+        "walk-through and exits with its result (unless --serve is also given). "
+        "The Kubernetes sandbox reports 1.25.16 by default: on 1.26+ the controller's "
+        "version gate refuses to provision (kubelets there cannot mount glusterfs).",
+    )
+    _option(box, "--kubeconfig-out", default="./sandbox.kubeconfig", help="kubeconfig to write")
+    _option(box, "--kube-port", type=int, default=0, help="Kubernetes API port (0 = any free)")
+    _option(box, "--kube-version", default="1.25.16", help="Kubernetes version to report")
+    _option(box, "--heketi-port", type=int, default=0, help="Heketi port (0 = any free)")
+    _option(box, "--heketi-admin-key", help="Heketi admin key; default: random per run")
+    _option(
+        box, "--heketi-latency", type=float, default=0.0, help="seconds added to Heketi operations"
+    )
+    _option(
+        box, "--heketi-max-inflight", type=int, default=8, help="Heketi in-flight operation limit"
+    )
+    _common(box, log_level="warning")
+    _switch(box, "--assume-glusterfs-plugin", help="disable the 1.26+ version gate")
+    _switch(box, "--without-controller", help="start only the two servers")
+    _switch(box, "--serve", help="keep running until interrupted")
+    _switch(box, "--demo", help="run the scripted walk-through; exit 0 only if every step held")
     return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        kubeconfig=getattr(args, "kubeconfig", None) or None,
+        provisioner_name=args.provisioner_name,
+        workers=args.workers,
+        heketi_concurrency=args.heketi_concurrency,
+        assume_glusterfs_plugin=args.assume_glusterfs_plugin,
+        metrics_address=getattr(args, "metrics_address", "0"),
+        resync_period=getattr(args, "resync_period", Settings().resync_period),
+        shutdown_grace=getattr(args, "shutdown_grace", Settings().shutdown_grace),
+        log_format=args.log_format,
+        log_level=args.log_level,
+    )
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def build_controller(settings: Settings) -> Controller:
+    """settings → Kubernetes client → caches → provisioner → controller."""
+    from provisioner.controller import Caches, Controller
+    from provisioner.gluster import GlusterProvisioner
+    from provisioner.kubeapi import KubeAPI, load_api_client
+
+    kube = KubeAPI(load_api_client(settings.kubeconfig), request_timeout=settings.request_timeout)
+    caches = Caches(kube, settings)
+    provisioner = GlusterProvisioner(
+        kube=kube,
+        provisioner_name=settings.provisioner_name,
+        class_lookup=caches.storage_class,
+        heketi_concurrency=settings.heketi_concurrency,
+    )
+    return Controller(kube, provisioner, settings, caches=caches)
+
+
+def run(settings: Settings) -> int:
+    from provisioner.observability import start_health_server
+
+    stop = _stop_on_signals()
+    controller = build_controller(settings)
+    health = start_health_server(
+        settings.metrics_address, metrics=controller.metrics, ready=controller.ready
+    )
+    controller.start()
+    stop.wait()
+    finished = controller.stop(settings.shutdown_grace)
+    if health is not None:
+        health.stop()
+    return 0 if finished else 1
+
+
+def sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from provisioner.sandbox.demo import run_demo
+    from provisioner.sandbox.stack import SandboxStack, StackOptions
+
+    options = StackOptions(
+        kubeconfig_out=args.kubeconfig_out,
+        kube_port=args.kube_port,
+        kube_version=args.kube_version,
+        heketi_port=args.heketi_port,
+        heketi_admin_key=args.heketi_admin_key,
+        heketi_latency=args.heketi_latency,
+        heketi_max_inflight=args.heketi_max_inflight,
+        with_controller=not args.without_controller,
+        settings=settings,
+    )
+    if args.demo and args.without_controller:
+        print("--demo needs the controller; drop --without-controller", file=sys.stderr)
+        return 2
+    stop = _stop_on_signals()
+    with SandboxStack(options) as stack:
+        key_note = (
+            f"admin key: {stack.admin_key} (as given)"
+            if not stack.admin_key_generated
+            else "admin key: random for this run; the demo puts it in Secret default/heketi-admin"
+        )
+        print(f"Kubernetes API: {stack.kube.url} (version {options.kube_version})")
+        print(f"kubeconfig:     {stack.kubeconfig_path}")
+        print(f"  try: kubectl --kubeconfig {stack.kubeconfig_path} get pvc,pv -A")
+        print(f"Heketi:         {stack.heketi_url} (user admin; {key_note})")
+        print(f"controller:     {'running' if stack.controller else 'not started'}", flush=True)
+        status = 0
+        if args.demo:
+            status = run_demo(stack, sys.stdout)
+        if args.serve or not args.demo:
+            print("serving; press Ctrl-C to stop", flush=True)
+            stop.wait()
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,5 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    print(f"heketi-provisioner {args.command}: not implemented yet", file=sys.stderr)
-    return 2
+    from provisioner.observability import configure_logging
+
+    settings = settings_from(args)
+    if args.command == "run":
+        configure_logging(settings.log_format, settings.log_level)
+        return run(settings)
+    configure_logging(settings.log_format, settings.log_level, stream=sys.stderr)
+    return sandbox(args, settings)

@@ -144,6 +144,18 @@ class HealthServer:
         self._server.server_close()
 
 
+def start_health_server(
+    address: str, *, metrics: Metrics, ready: Callable[[], bool]
+) -> HealthServer | None:
+    """Started server, or None when the address disables it."""
+    parsed = parse_address(address)
+    if parsed is None:
+        return None
+    server = HealthServer(parsed[0], parsed[1], metrics=metrics, ready=ready)
+    server.start()
+    return server
+
+
 _SECRET_FIELDS = frozenset({"key", "admin_key", "user_key", "password", "token", "restuserkey"})
 
 

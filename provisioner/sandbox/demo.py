@@ -170,7 +170,7 @@ class Demo:
         self.say(f"    heketi id  {volume_id}")
         if not addresses:
             raise StepFailed("the PV's Endpoints object has no addresses")
-        return volume_id
+        return str(volume_id)
 
 
 def run_demo(stack: SandboxStack, out: TextIO, *, timeout: float = 60.0) -> int:
