@@ -145,6 +145,14 @@ def test_grace_period_and_service_account(pod: dict[str, Any]) -> None:
     assert pod["serviceAccountName"] == "heketi-provisioner"
 
 
+def test_shutdown_grace_ends_before_the_kill(
+    pod: dict[str, Any], container: dict[str, Any]
+) -> None:
+    """In-flight work must stop before the kubelet's SIGKILL, with time to spare."""
+    (grace,) = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--shutdown-grace=")]
+    assert 0 < float(grace) <= pod["terminationGracePeriodSeconds"] - 5
+
+
 def test_image_is_pinned_to_the_package_version(container: dict[str, Any]) -> None:
     image = container["image"]
     name, _, tag = image.rpartition(":")
