@@ -32,7 +32,8 @@ class RequestRecord:
 
     @property
     def key(self) -> str:
-        return f"{self.route} {'dropped' if self.status is None else self.status}"
+        outcome = "dropped" if self.status is None else self.status
+        return f"{self.method} {self.route} {outcome}"
 
 
 class Frontend:
@@ -106,6 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out in one write; without NODELAY, Nagle plus delayed
+        # ACKs would still add ~40 ms per request on keep-alive connections.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.connections.track(self.connection)
 
     def finish(self) -> None:
@@ -144,9 +148,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if response.status != 204:
             self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
+        self._headers_buffer.append(b"\r\n")
         if response.body and self.command != "HEAD":
-            self.wfile.write(response.body)
+            self._headers_buffer.append(response.body)
+        self.flush_headers()
 
     do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = _serve
 
