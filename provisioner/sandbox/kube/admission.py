@@ -1,0 +1,60 @@
+"""Admission plugins that run synchronously on create, as in kube-apiserver.
+
+- DefaultStorageClass: a claim with neither ``spec.storageClassName`` nor the beta
+  annotation gets the default class (``storageclass.kubernetes.io/is-default-class:
+  "true"``; with several defaults the newest wins, as since Kubernetes 1.26).
+- StorageObjectInUseProtection: claims get ``kubernetes.io/pvc-protection`` and volumes
+  ``kubernetes.io/pv-protection``; the control-plane emulation removes them when safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .store import Store
+
+Obj = dict[str, Any]
+
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+BETA_DEFAULT_CLASS_ANNOTATION = "storageclass.beta.kubernetes.io/is-default-class"
+BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+PV_PROTECTION = "kubernetes.io/pv-protection"
+
+
+def default_class(store: Store) -> str | None:
+    _, entries = store.snapshot("storageclasses")
+    defaults = []
+    for entry in entries:
+        annotations = entry.obj["metadata"].get("annotations") or {}
+        if "true" in (
+            annotations.get(DEFAULT_CLASS_ANNOTATION),
+            annotations.get(BETA_DEFAULT_CLASS_ANNOTATION),
+        ):
+            meta = entry.obj["metadata"]
+            defaults.append((meta.get("creationTimestamp", ""), meta["name"]))
+    if not defaults:
+        return None
+    # Newest wins; ties (same second) broken by name, like the real plugin's sort.
+    defaults.sort(key=lambda d: (d[0], d[1]))
+    return defaults[-1][1]
+
+
+def _add_finalizer(obj: Obj, finalizer: str) -> None:
+    finalizers = list(obj["metadata"].get("finalizers") or [])
+    if finalizer not in finalizers:
+        finalizers.append(finalizer)
+    obj["metadata"]["finalizers"] = finalizers
+
+
+def admit_create(store: Store, plural: str, obj: Obj) -> None:
+    if plural == "persistentvolumeclaims":
+        spec = obj.setdefault("spec", {})
+        annotations = obj["metadata"].get("annotations") or {}
+        if spec.get("storageClassName") is None and BETA_CLASS_ANNOTATION not in annotations:
+            name = default_class(store)
+            if name is not None:
+                spec["storageClassName"] = name
+        _add_finalizer(obj, PVC_PROTECTION)
+    elif plural == "persistentvolumes":
+        _add_finalizer(obj, PV_PROTECTION)

@@ -1,0 +1,395 @@
+"""REST semantics on top of the store: what create/update/patch/delete mean.
+
+This is the part of kube-apiserver's generic registry the controller depends on:
+server-set metadata, optimistic concurrency on resourceVersion, status subresources,
+finalizers with deletionTimestamp, delete preconditions, paginated lists with stable
+continue tokens. HTTP-free so that the control-plane emulation and Python-side test
+helpers use exactly the same rules as clients.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from . import admission, events, validation
+from .patching import apply_patch
+from .resources import ResourceType
+from .status import (
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    expired,
+    invalid,
+    not_found,
+)
+from .store import Entry, Store
+
+Obj = dict[str, Any]
+Filter = Callable[[Obj], bool] | None
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_SNAPSHOTS = 64
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def copy_obj(obj: Obj) -> Obj:
+    """A private deep copy (JSON round trip: faster than copy.deepcopy for JSON data)."""
+    return json.loads(json.dumps(obj))
+
+
+class Registry:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._snapshots: OrderedDict[str, list[Entry]] = OrderedDict()
+        self._snap_lock = threading.Lock()
+
+    # -- shape conversion ------------------------------------------------------
+
+    @staticmethod
+    def present(rt: ResourceType, obj: Obj) -> Obj:
+        """The stored object as the requested group/version shows it."""
+        if rt.storage and rt.group == "events.k8s.io":
+            return events.from_core(obj)
+        return obj
+
+    @staticmethod
+    def _ingest(rt: ResourceType, body: Any) -> Obj:
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        kind, api_version = body.get("kind"), body.get("apiVersion")
+        if kind not in (None, "", rt.kind) or api_version not in (None, "", rt.api_version):
+            raise bad_request(
+                f"the API version in the data ({api_version}) does not match the expected "
+                f"API version ({rt.api_version})"
+                if api_version != rt.api_version
+                else f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+            )
+        if rt.storage and rt.group == "events.k8s.io":
+            body = events.to_core(body)
+            storage_api = "v1"
+        else:
+            storage_api = rt.api_version
+        if not isinstance(body.get("metadata"), dict):
+            body["metadata"] = {}
+        else:
+            body["metadata"] = dict(body["metadata"])
+        body["kind"] = rt.kind
+        body["apiVersion"] = storage_api
+        return body
+
+    # -- reads -----------------------------------------------------------------
+
+    def get(self, rt: ResourceType, namespace: str, name: str) -> Obj:
+        obj = self.store.get(rt.storage_key, namespace if rt.namespaced else "", name)
+        if obj is None:
+            raise not_found(rt, name)
+        return obj
+
+    def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        match: Filter,
+        *,
+        limit: int = 0,
+        continue_token: str | None = None,
+    ) -> tuple[int, list[Entry], str | None, int]:
+        """(list resourceVersion, entries, continue token, remaining item count)."""
+        if continue_token:
+            rv, entries, offset = self._resume(continue_token)
+        else:
+            rv, entries = self.store.snapshot(rt.storage_key, namespace or None)
+            if match is not None:
+                entries = [e for e in entries if match(e.obj)]
+            offset = 0
+        if limit <= 0 or offset + limit >= len(entries):
+            return rv, entries[offset:], None, 0
+        end = offset + limit
+        token = self._remember(rv, entries, end)
+        return rv, entries[offset:end], token, len(entries) - end
+
+    def _remember(self, rv: int, entries: list[Entry], offset: int) -> str:
+        # A paginated list keeps its snapshot, so later pages are consistent with the
+        # first page's resourceVersion whatever is written in between.
+        snap_id = uuid.uuid4().hex
+        with self._snap_lock:
+            self._snapshots[snap_id] = entries
+            while len(self._snapshots) > _SNAPSHOTS:
+                self._snapshots.popitem(last=False)
+        raw = json.dumps({"rv": rv, "s": snap_id, "o": offset}).encode()
+        return base64.urlsafe_b64encode(raw).decode()
+
+    def _resume(self, token: str) -> tuple[int, list[Entry], int]:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.encode()))
+            rv, snap_id, offset = int(data["rv"]), str(data["s"]), int(data["o"])
+        except (ValueError, KeyError, TypeError):
+            raise bad_request("continue key is not valid: incorrect encoded start") from None
+        with self._snap_lock:
+            entries = self._snapshots.get(snap_id)
+        if entries is None:
+            raise expired(
+                "The provided continue parameter is too old to display a consistent list "
+                "result. You can start a new list without the continue parameter."
+            )
+        return rv, entries, offset
+
+    # -- writes ----------------------------------------------------------------
+
+    def _check_namespace(self, rt: ResourceType, namespace: str) -> None:
+        if not rt.namespaced:
+            return
+        ns = self.store.get("namespaces", "", namespace)
+        if ns is None:
+            raise ApiError(
+                404,
+                f'namespaces "{namespace}" not found',
+                details={"name": namespace, "kind": "namespaces"},
+            )
+        if ns["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                f'{rt.plural} "{ns["metadata"]["name"]}" is forbidden: unable to create new '
+                f"content in namespace {namespace} because it is being terminated",
+            )
+
+    def create(self, rt: ResourceType, namespace: str, body: Any) -> Obj:
+        obj = self._ingest(rt, body)
+        meta = obj["metadata"]
+        if rt.namespaced:
+            if meta.get("namespace") not in (None, "", namespace):
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace "
+                    "sent on the request"
+                )
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        for field in (
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "selfLink",
+        ):
+            meta.pop(field, None)
+        if rt.plural == "secrets":
+            validation.decode_secret_data(obj)
+        validation.apply_defaults(rt, obj)
+        with self.store.lock:
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = self._generated_name(rt, namespace, meta["generateName"])
+            validation.validate_create(rt, obj)
+            self._check_namespace(rt, namespace)
+            if self.store.get(rt.storage_key, meta.get("namespace", ""), meta["name"]):
+                raise already_exists(rt, meta["name"])
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = now()
+            admission.admit_create(self.store, rt.plural, obj)
+            return self.store.put(rt.storage_key, obj, "ADDED", None)
+
+    def _generated_name(self, rt: ResourceType, namespace: str, prefix: str) -> str:
+        for _ in range(100):
+            name = prefix + "".join(random.choice(_NAME_CHARS) for _ in range(5))
+            if self.store.get(rt.storage_key, namespace if rt.namespaced else "", name) is None:
+                return name
+        raise ApiError(500, "could not generate a unique name")
+
+    def update(
+        self, rt: ResourceType, namespace: str, name: str, body: Any, subresource: str = ""
+    ) -> Obj:
+        original = copy_obj(body) if rt.create_on_update else None
+        new = self._ingest(rt, body)
+        meta = new["metadata"]
+        if meta.get("name") not in (None, name):
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on "
+                f"the URL ({name})"
+            )
+        meta["name"] = name
+        with self.store.lock:
+            ns = namespace if rt.namespaced else ""
+            current = self.store.get(rt.storage_key, ns, name)
+            if current is None:
+                if rt.create_on_update and not subresource:
+                    return self.create(rt, namespace, original)
+                raise not_found(rt, name)
+            wanted_rv = meta.get("resourceVersion")
+            if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+                raise conflict(rt, name)
+            return self._replace(rt, current, new, subresource)
+
+    def _replace(self, rt: ResourceType, current: Obj, new: Obj, subresource: str) -> Obj:
+        """Commit ``new`` over ``current`` (lock held); no-op writes keep the old version."""
+        old_meta = current["metadata"]
+        if subresource == "status":
+            status = new.get("status")
+            new = dict(current)
+            new["metadata"] = dict(old_meta)
+            if status is None:
+                new.pop("status", None)
+            else:
+                new["status"] = status
+        else:
+            meta = new["metadata"]
+            for field in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "namespace",
+                "deletionGracePeriodSeconds",
+            ):
+                if field in old_meta:
+                    meta[field] = old_meta[field]
+                else:
+                    meta.pop(field, None)
+            meta.pop("managedFields", None)
+            if rt.has_status:
+                if "status" in current:
+                    new["status"] = current["status"]
+                else:
+                    new.pop("status", None)
+            if rt.plural == "secrets":
+                validation.decode_secret_data(new)
+            validation.apply_defaults(rt, new)
+            if old_meta.get("deletionTimestamp"):
+                added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+                if added:
+                    raise invalid(
+                        rt,
+                        old_meta["name"],
+                        [
+                            (
+                                "metadata.finalizers",
+                                "FieldValueForbidden",
+                                "Forbidden: no new finalizers can be added if the object is being "
+                                "deleted",
+                            )
+                        ],
+                    )
+            validation.validate_update(rt, current, new)
+        new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
+        if new == current:
+            return current
+        if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            self.store.put(rt.storage_key, new, "MODIFIED", current)
+            final = self.store.remove(
+                rt.storage_key, old_meta.get("namespace", ""), old_meta["name"]
+            )
+            assert final is not None
+            return final
+        return self.store.put(rt.storage_key, new, "MODIFIED", current)
+
+    def patch(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        content_type: str,
+        patch: Any,
+        subresource: str = "",
+    ) -> Obj:
+        with self.store.lock:
+            current = self.get(rt, namespace, name)
+            target = copy_obj(self.present(rt, current))
+            patched = apply_patch(content_type, target, patch)
+            wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")
+            if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+                raise conflict(rt, name)
+            return self._replace(rt, current, self._ingest(rt, patched), subresource)
+
+    def mutate(
+        self, rt: ResourceType, namespace: str, name: str, change: Callable[[Obj], None]
+    ) -> Obj | None:
+        """Read-modify-write under the lock, for the control plane (no conflicts possible)."""
+        with self.store.lock:
+            current = self.store.get(rt.storage_key, namespace, name)
+            if current is None:
+                return None
+            new = copy_obj(current)
+            change(new)
+            if new == current:
+                return current
+            status_changed = new.get("status") != current.get("status")
+            result = current
+            if status_changed and rt.has_status:
+                result = self._replace(rt, current, copy_obj(new), "status")
+                new["metadata"]["resourceVersion"] = result["metadata"]["resourceVersion"]
+            if {k: v for k, v in new.items() if k != "status"} != {
+                k: v for k, v in result.items() if k != "status"
+            }:
+                result = self._replace(rt, result, new, "")
+            return result
+
+    def delete(
+        self, rt: ResourceType, namespace: str, name: str, options: dict[str, Any] | None = None
+    ) -> Obj:
+        with self.store.lock:
+            current = self.get(rt, namespace, name)
+            meta = current["metadata"]
+            pre = (options or {}).get("preconditions") or {}
+            if pre.get("uid") and pre["uid"] != meta.get("uid"):
+                raise conflict(
+                    rt,
+                    name,
+                    f"Precondition failed: UID in precondition: {pre['uid']}, "
+                    f"UID in object meta: {meta.get('uid')}",
+                )
+            if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
+                raise conflict(
+                    rt,
+                    name,
+                    "Precondition failed: ResourceVersion in precondition: "
+                    f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                    f"{meta['resourceVersion']}",
+                )
+            if rt.plural == "namespaces":
+                if name in PROTECTED_NAMESPACES:
+                    raise ApiError(
+                        403, f'namespaces "{name}" is forbidden: this namespace may not be deleted'
+                    )
+                return self._mark_deleted(rt, current, phase="Terminating")
+            if meta.get("finalizers"):
+                return self._mark_deleted(rt, current)
+            final = self.store.remove(rt.storage_key, meta.get("namespace", ""), name)
+            assert final is not None
+            return final
+
+    def _mark_deleted(self, rt: ResourceType, current: Obj, phase: str | None = None) -> Obj:
+        if current["metadata"].get("deletionTimestamp"):
+            return current
+        new = dict(current)
+        new["metadata"] = {
+            **current["metadata"],
+            "deletionTimestamp": now(),
+            "deletionGracePeriodSeconds": 0,
+        }
+        if phase:
+            new["status"] = {**(current.get("status") or {}), "phase": phase}
+        return self.store.put(rt.storage_key, new, "MODIFIED", current)
+
+    def delete_collection(
+        self, rt: ResourceType, namespace: str | None, match: Filter
+    ) -> list[Obj]:
+        _, entries, _, _ = self.list(rt, namespace, match)
+        deleted = []
+        for entry in entries:
+            meta = entry.obj["metadata"]
+            try:
+                deleted.append(self.delete(rt, meta.get("namespace", ""), meta["name"]))
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        return deleted

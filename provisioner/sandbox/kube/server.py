@@ -1,0 +1,405 @@
+"""The HTTP face of the sandbox: URL routing, query parameters, response framing.
+
+HTTP/1.1 with keep-alive (every response has a Content-Length) except watches, which
+stream with chunked transfer encoding, one JSON event per line, as kube-apiserver does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import discovery
+from .faults import Faults
+from .registry import Registry
+from .request_log import RequestLog, RequestRecord
+from .resources import ResourceType, lookup
+from .selectors import compile_filter
+from .status import ApiError, bad_request
+from .store import Store, WatchExpired, dumps
+from .watch import WatchStream, expired_line
+
+Obj = dict[str, Any]
+_HEALTH = {"/healthz", "/readyz", "/livez"}
+_DEFAULT_WATCH_TIMEOUT = 1800.0
+
+
+@dataclass
+class RequestInfo:
+    group: str
+    version: str
+    resource: str
+    namespace: str
+    name: str
+    subresource: str
+    legacy_watch: bool
+
+
+def parse_resource_path(path: str) -> RequestInfo | None:
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 3 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    legacy_watch = bool(rest) and rest[0] == "watch"
+    if legacy_watch:
+        rest = rest[1:]
+    namespace = ""
+    if (
+        len(rest) >= 3
+        and rest[0] == "namespaces"
+        and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
+    ):
+        namespace, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 3:
+        return None
+    return RequestInfo(
+        group,
+        version,
+        rest[0],
+        namespace,
+        rest[1] if len(rest) > 1 else "",
+        rest[2] if len(rest) > 2 else "",
+        legacy_watch,
+    )
+
+
+def _flag(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true")
+
+
+class Api:
+    """Everything a request needs, shared by all handler threads."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: Registry,
+        faults: Faults,
+        log: RequestLog,
+        version: str,
+        token: str | None,
+        bookmark_interval: float,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.faults = faults
+        self.log = log
+        self.version = version
+        self.token = token
+        self.bookmark_interval = bookmark_interval
+        self.stopping = threading.Event()
+        self.address = ""
+
+    # -- entry point -----------------------------------------------------------
+
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(req.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        agent = req.headers.get("User-Agent", "")
+        info = parse_resource_path(url.path)
+        record = RequestRecord(req.command.lower(), "", "", "", "", agent, 0, "", url.path)
+        try:
+            if self.faults.latency > 0:
+                time.sleep(self.faults.latency)  # injected latency, not synchronisation
+            self._authenticate(req)
+            if info is None:
+                self._non_resource(req, url.path)
+                record = record._replace(status=200)
+                return
+            rt, verb = self._resolve(req, info, query)
+            record = RequestRecord(
+                verb,
+                info.resource,
+                info.subresource,
+                info.namespace,
+                info.name,
+                agent,
+                0,
+                info.group,
+                url.path,
+            )
+            if verb == "watch":
+                record = record._replace(status=200)
+                self.log.add(record)
+                record = record._replace(status=-1)
+                self._watch(req, rt, info, query)
+                return
+            failure = self.faults.take_write_failure(verb, info.resource, info.subresource)
+            if failure is not None:
+                raise failure
+            code, payload = self._dispatch(req, rt, info, verb, query)
+            send(req, code, payload)
+            record = record._replace(status=code)
+        except ApiError as exc:
+            send(req, exc.code, dumps(exc.status()), exc.headers)
+            record = record._replace(status=exc.code)
+        finally:
+            if record.status != -1:
+                self.log.add(record)
+
+    def _authenticate(self, req: BaseHTTPRequestHandler) -> None:
+        if self.token is None:
+            return
+        if req.headers.get("Authorization", "") != f"Bearer {self.token}":
+            raise ApiError(401, "Unauthorized")
+
+    def _non_resource(self, req: BaseHTTPRequestHandler, path: str) -> None:
+        path = path.rstrip("/") or "/"
+        body: Obj | None
+        if path in _HEALTH or path.startswith(tuple(p + "/" for p in _HEALTH)):
+            send(req, 200, b"ok", content_type="text/plain; charset=utf-8")
+            return
+        if path == "/version":
+            body = discovery.version_info(self.version)
+        elif path == "/api":
+            body = discovery.core_versions(self.address)
+        elif path == "/apis":
+            body = discovery.group_list()
+        elif path == "/api/v1":
+            body = discovery.resource_list("", "v1")
+        elif path.startswith("/apis/") and path.count("/") == 3:
+            _, _, group, version = path.split("/")
+            body = discovery.resource_list(group, version)
+        elif path.startswith("/apis/") and path.count("/") == 2:
+            body = discovery.group(path.split("/")[2])
+        else:
+            body = None
+        if body is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        send(req, 200, dumps(body))
+
+    def _resolve(
+        self, req: BaseHTTPRequestHandler, info: RequestInfo, query: dict[str, str]
+    ) -> tuple[ResourceType, str]:
+        rt = lookup(info.group, info.version, info.resource)
+        not_found = ApiError(404, "the server could not find the requested resource")
+        if rt is None or (info.namespace and not rt.namespaced):
+            raise not_found
+        if info.subresource and info.subresource not in rt.subresources:
+            raise not_found
+        method = req.command
+        if method == "GET":
+            if info.name:
+                return rt, "get"
+            return rt, "watch" if info.legacy_watch or _flag(query.get("watch")) else "list"
+        verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+        verb = verbs.get(method)
+        if verb is None:
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        if verb == "delete" and not info.name:
+            verb = "deletecollection"
+        needs_name = verb in ("update", "patch", "delete")
+        if (needs_name and not info.name) or (verb == "create" and info.name):
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        if rt.namespaced and not info.namespace and verb != "list":
+            raise not_found
+        return rt, verb
+
+    # -- operations ------------------------------------------------------------
+
+    def _dispatch(
+        self,
+        req: BaseHTTPRequestHandler,
+        rt: ResourceType,
+        info: RequestInfo,
+        verb: str,
+        query: dict[str, str],
+    ) -> tuple[int, bytes]:
+        reg = self.registry
+        ns, name, sub = info.namespace, info.name, info.subresource
+        if verb == "get":
+            return 200, self._render(rt, reg.get(rt, ns, name))
+        if verb == "list":
+            return 200, self._list(rt, info, query)
+        if verb == "create":
+            return 201, self._render(rt, reg.create(rt, ns, read_json(req)))
+        if verb == "update":
+            existed = self.store.get(rt.storage_key, ns, name) is not None
+            obj = reg.update(rt, ns, name, read_json(req), sub)
+            return (200 if existed else 201), self._render(rt, obj)
+        if verb == "patch":
+            content_type = req.headers.get("Content-Type", "")
+            return 200, self._render(rt, reg.patch(rt, ns, name, content_type, read_json(req), sub))
+        if verb == "delete":
+            body = read_json(req, optional=True) or {}
+            options = {**body, "preconditions": body.get("preconditions") or {}}
+            return 200, self._render(rt, reg.delete(rt, ns, name, options))
+        match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
+        deleted = reg.delete_collection(rt, ns or None, match)
+        items = b",".join(dumps(reg.present(rt, o)) for o in deleted)
+        return 200, self._list_body(rt, self.store.resource_version, items, None, 0)
+
+    def _render(self, rt: ResourceType, obj: Obj) -> bytes:
+        return dumps(self.registry.present(rt, obj))
+
+    def _list(self, rt: ResourceType, info: RequestInfo, query: dict[str, str]) -> bytes:
+        match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            raise bad_request(f"invalid limit: {query.get('limit')!r}") from None
+        rv, entries, token, remaining = self.registry.list(
+            rt, info.namespace or None, match, limit=limit, continue_token=query.get("continue")
+        )
+        if rt.storage:
+            items = b",".join(dumps(self.registry.present(rt, e.obj)) for e in entries)
+        else:
+            items = b",".join(e.raw() for e in entries)
+        return self._list_body(rt, rv, items, token, remaining)
+
+    @staticmethod
+    def _list_body(
+        rt: ResourceType, rv: int, items: bytes, token: str | None, remaining: int
+    ) -> bytes:
+        meta: Obj = {"resourceVersion": str(rv)}
+        if token:
+            meta["continue"] = token
+            meta["remainingItemCount"] = remaining
+        head = {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta}
+        return dumps(head)[:-1] + b',"items":[' + items + b"]}"
+
+    def _watch(
+        self,
+        req: BaseHTTPRequestHandler,
+        rt: ResourceType,
+        info: RequestInfo,
+        query: dict[str, str],
+    ) -> None:
+        match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
+        since = query.get("resourceVersion") or None
+        if since is not None and not since.isdigit():
+            raise bad_request(f"invalid resource version: {since!r}")
+        try:
+            timeout = float(query.get("timeoutSeconds") or _DEFAULT_WATCH_TIMEOUT)
+        except ValueError:
+            raise bad_request("invalid timeoutSeconds") from None
+        namespace = info.namespace or None
+        lines: Any
+        if self.faults.take_watch_expiry(info.resource):
+            lines = [expired_line(f"too old resource version: {since or 0} (injected)")]
+        else:
+            try:
+                watcher = self.store.watch(rt.storage_key, namespace, since)
+            except WatchExpired as exc:
+                lines = [expired_line(str(exc))]
+            else:
+                lines = WatchStream(
+                    self.store,
+                    rt,
+                    watcher,
+                    match,
+                    start_rv=int(since) if since and since != "0" else self.store.resource_version,
+                    timeout=timeout,
+                    bookmarks=_flag(query.get("allowWatchBookmarks")),
+                    bookmark_interval=self.bookmark_interval,
+                    stopping=self.stopping,
+                )
+        stream(req, lines)
+
+
+def read_json(req: BaseHTTPRequestHandler, *, optional: bool = False) -> Any:
+    length = int(req.headers.get("Content-Length") or 0)
+    raw = req.rfile.read(length) if length > 0 else b""
+    if not raw.strip():
+        if optional:
+            return None
+        raise bad_request("the request body is empty")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"the request body is not valid JSON: {exc}") from None
+
+
+def send(
+    req: BaseHTTPRequestHandler,
+    code: int,
+    payload: bytes,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> None:
+    req.send_response(code)
+    req.send_header("Content-Type", content_type)
+    req.send_header("Content-Length", str(len(payload)))
+    for key, value in (headers or {}).items():
+        req.send_header(key, value)
+    req.end_headers()
+    req.wfile.write(payload)
+
+
+def stream(req: BaseHTTPRequestHandler, lines: Any) -> None:
+    req.send_response(200)
+    req.send_header("Content-Type", "application/json")
+    req.send_header("Transfer-Encoding", "chunked")
+    req.end_headers()
+    req.wfile.flush()
+    try:
+        for line in lines:
+            req.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            req.wfile.flush()
+        req.wfile.write(b"0\r\n\r\n")
+        req.wfile.flush()
+    except OSError:
+        req.close_connection = True
+        return
+    if getattr(lines, "dropped", False):
+        req.close_connection = True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SandboxHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, add=False)
+
+    def _serve(self) -> None:
+        self.server.api.handle(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are recorded in the request log; stderr stays quiet."""
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # idle keep-alive connections must not hold up stop()
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], api: Api) -> None:
+        self.api = api
+        self._connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._conn_lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def close_connections(self) -> None:
+        with self._conn_lock:
+            conns = list(self._connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)

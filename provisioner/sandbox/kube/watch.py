@@ -1,0 +1,117 @@
+"""Turning a store watcher into the lines of a watch response.
+
+One JSON object per line (``{"type": ..., "object": ...}``), as the API server streams
+them. Label/field selectors apply the way the watch cache applies them: an edit that
+makes an object start (stop) matching is sent as ADDED (DELETED). Bookmarks carry the
+newest resourceVersion the watcher is known to be complete up to, so a client that
+resumes from a bookmark never misses an event.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .registry import Registry
+from .resources import ResourceType
+from .status import gone_status
+from .store import Event, Store, Watcher, dumps
+
+Obj = dict[str, Any]
+
+
+def event_line(event_type: str, raw_object: bytes) -> bytes:
+    return b'{"type":"' + event_type.encode() + b'","object":' + raw_object + b"}\n"
+
+
+def expired_line(message: str) -> bytes:
+    return event_line("ERROR", dumps(gone_status(message)))
+
+
+class WatchStream:
+    """Iterate to get encoded lines; ends at the timeout, on drop, or on ``stopping``."""
+
+    def __init__(
+        self,
+        store: Store,
+        rt: ResourceType,
+        watcher: Watcher,
+        match: Callable[[Obj], bool] | None,
+        *,
+        start_rv: int,
+        timeout: float,
+        bookmarks: bool,
+        bookmark_interval: float,
+        stopping: threading.Event,
+    ) -> None:
+        self._store = store
+        self._rt = rt
+        self._watcher = watcher
+        self._match = match
+        self._last_rv = start_rv
+        self._timeout = timeout
+        self._bookmarks = bookmarks
+        self._interval = bookmark_interval
+        self._stopping = stopping
+        self.dropped = False
+
+    def _render(self, event: Event) -> bytes | None:
+        obj = event.entry.obj
+        kind = event.type
+        if self._match is not None:
+            now_matches = self._match(obj)
+            if kind == "MODIFIED":
+                before = event.old is not None and self._match(event.old)
+                if now_matches and not before:
+                    kind = "ADDED"
+                elif before and not now_matches:
+                    kind = "DELETED"
+                elif not now_matches:
+                    return None
+            elif not now_matches:
+                return None
+        raw = dumps(Registry.present(self._rt, obj)) if self._rt.storage else event.entry.raw()
+        return event_line(kind, raw)
+
+    def _bookmark(self) -> bytes:
+        rv = self._store.bookmark_rv(self._watcher)
+        if rv is not None:
+            self._last_rv = max(self._last_rv, rv)
+        body = {
+            "kind": self._rt.kind,
+            "apiVersion": self._rt.api_version,
+            "metadata": {"resourceVersion": str(self._last_rv)},
+        }
+        return event_line("BOOKMARK", dumps(body))
+
+    def __iter__(self) -> Iterator[bytes]:
+        start = time.monotonic()
+        deadline = start + self._timeout
+        next_bookmark = start + self._interval
+        try:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                if now >= deadline:
+                    if self._bookmarks:
+                        yield self._bookmark()
+                    return
+                wake = min(deadline, next_bookmark) if self._bookmarks else deadline
+                try:
+                    event = self._watcher.queue.get(timeout=max(0.0, wake - now))
+                except queue.Empty:
+                    if self._bookmarks and time.monotonic() >= next_bookmark:
+                        next_bookmark = time.monotonic() + self._interval
+                        yield self._bookmark()
+                    continue
+                if event is None:
+                    self.dropped = True
+                    return
+                self._last_rv = max(self._last_rv, event.rv)
+                line = self._render(event)
+                if line is not None:
+                    yield line
+        finally:
+            self._store.unwatch(self._watcher)

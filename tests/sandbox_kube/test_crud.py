@@ -1,0 +1,195 @@
+"""Create/read/update/delete through the official client, with real Status errors."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from provisioner.sandbox.kube import KubeSandbox
+
+
+def test_create_sets_server_metadata(core: client.CoreV1Api) -> None:
+    created = core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "cm1"}, "data": {"a": "b"}}
+    )
+    assert created.metadata.uid
+    assert created.metadata.creation_timestamp is not None
+    assert int(created.metadata.resource_version) > 0
+    again = core.read_namespaced_config_map("cm1", "default")
+    assert again.data == {"a": "b"}
+    assert again.metadata.resource_version == created.metadata.resource_version
+
+
+def test_resource_versions_increase_globally(core: client.CoreV1Api) -> None:
+    first = core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})
+    second = core.create_namespaced_secret("default", {"metadata": {"name": "b"}})
+    assert int(second.metadata.resource_version) > int(first.metadata.resource_version)
+
+
+def test_generate_name(core: client.CoreV1Api) -> None:
+    made = core.create_namespaced_config_map("default", {"metadata": {"generateName": "gen-"}})
+    assert made.metadata.name.startswith("gen-")
+    assert len(made.metadata.name) == len("gen-") + 5
+
+
+def test_already_exists(raw) -> None:
+    body = {"metadata": {"name": "dup"}}
+    assert raw("POST", "/api/v1/namespaces/default/configmaps", body)[0] == 201
+    status, err = raw("POST", "/api/v1/namespaces/default/configmaps", body)
+    assert status == 409
+    assert err["kind"] == "Status"
+    assert err["reason"] == "AlreadyExists"
+    assert err["details"] == {"name": "dup", "kind": "configmaps"}
+
+
+def test_not_found_status(raw) -> None:
+    status, err = raw("GET", "/api/v1/persistentvolumes/nope")
+    assert status == 404
+    assert err["reason"] == "NotFound"
+    assert err["message"] == 'persistentvolumes "nope" not found'
+
+
+def test_group_qualified_not_found(storage: client.StorageV1Api) -> None:
+    with pytest.raises(ApiException) as info:
+        storage.read_storage_class("missing")
+    assert info.value.status == 404
+    assert "storageclasses.storage.k8s.io" in info.value.body
+
+
+def test_namespace_must_exist(raw) -> None:
+    status, err = raw("POST", "/api/v1/namespaces/ghost/configmaps", {"metadata": {"name": "x"}})
+    assert status == 404
+    assert err["message"] == 'namespaces "ghost" not found'
+
+
+def test_namespace_mismatch_is_bad_request(raw) -> None:
+    body = {"metadata": {"name": "x", "namespace": "kube-system"}}
+    status, err = raw("POST", "/api/v1/namespaces/default/configmaps", body)
+    assert status == 400
+    assert err["reason"] == "BadRequest"
+
+
+def test_update_with_stale_resource_version_conflicts(core: client.CoreV1Api) -> None:
+    made = core.create_namespaced_config_map("default", {"metadata": {"name": "cm"}})
+    updated = core.replace_namespaced_config_map(
+        "cm", "default", {"metadata": {"name": "cm"}, "data": {"k": "1"}}
+    )
+    assert updated.metadata.resource_version != made.metadata.resource_version
+    stale = {"metadata": {"name": "cm", "resourceVersion": made.metadata.resource_version}}
+    with pytest.raises(ApiException) as info:
+        core.replace_namespaced_config_map("cm", "default", stale)
+    assert info.value.status == 409
+    assert "the object has been modified; please apply your changes" in info.value.body
+
+
+def test_noop_update_keeps_resource_version(raw) -> None:
+    _, made = raw("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "n"}})
+    _, same = raw("PUT", "/api/v1/namespaces/default/configmaps/n", made)
+    assert same["metadata"]["resourceVersion"] == made["metadata"]["resourceVersion"]
+
+
+def test_update_ignores_status_for_claims(bodies, core: client.CoreV1Api, raw) -> None:
+    core.create_namespaced_persistent_volume_claim("default", bodies.claim("c"))
+    _, current = raw("GET", "/api/v1/namespaces/default/persistentvolumeclaims/c")
+    current["status"] = {"phase": "Bound"}
+    current["metadata"]["labels"] = {"x": "y"}
+    status, updated = raw("PUT", "/api/v1/namespaces/default/persistentvolumeclaims/c", current)
+    assert status == 200
+    assert updated["status"]["phase"] == "Pending"
+    assert updated["metadata"]["labels"] == {"x": "y"}
+
+
+def test_status_subresource_changes_only_status(bodies, raw, core: client.CoreV1Api) -> None:
+    raw("POST", "/api/v1/persistentvolumes", bodies.volume("pv1"))
+    _, current = raw("GET", "/api/v1/persistentvolumes/pv1")
+    current["status"] = {"phase": "Failed", "message": "x"}
+    current["metadata"]["labels"] = {"ignored": "yes"}
+    status, updated = raw("PUT", "/api/v1/persistentvolumes/pv1/status", current)
+    assert status == 200
+    assert updated["status"] == {"phase": "Failed", "message": "x"}
+    assert "labels" not in updated["metadata"]
+
+
+def test_delete_returns_object_and_honours_preconditions(raw) -> None:
+    _, made = raw("POST", "/api/v1/namespaces/default/secrets", {"metadata": {"name": "s"}})
+    wrong = {"preconditions": {"uid": "not-the-uid"}}
+    status, err = raw("DELETE", "/api/v1/namespaces/default/secrets/s", wrong)
+    assert status == 409 and err["reason"] == "Conflict"
+    stale = {"preconditions": {"resourceVersion": "1"}}
+    assert raw("DELETE", "/api/v1/namespaces/default/secrets/s", stale)[0] == 409
+    ok = {"preconditions": {"uid": made["metadata"]["uid"]}, "propagationPolicy": "Foreground"}
+    status, gone = raw("DELETE", "/api/v1/namespaces/default/secrets/s", ok)
+    assert status == 200 and gone["metadata"]["name"] == "s"
+    assert raw("GET", "/api/v1/namespaces/default/secrets/s")[0] == 404
+
+
+def test_finalizers_hold_deletion_until_removed(raw, kube: KubeSandbox) -> None:
+    body = {"metadata": {"name": "f", "finalizers": ["example.com/keep"]}}
+    raw("POST", "/api/v1/namespaces/default/configmaps", body)
+    status, marked = raw("DELETE", "/api/v1/namespaces/default/configmaps/f")
+    assert status == 200
+    assert marked["metadata"]["deletionTimestamp"]
+    assert kube.get_object("configmaps", "default", "f") is not None
+    status, _ = raw(
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/f",
+        {"metadata": {"finalizers": ["example.com/keep", "example.com/new"]}},
+        "application/merge-patch+json",
+    )
+    assert status == 422
+    patch = {"metadata": {"finalizers": None}}
+    raw("PATCH", "/api/v1/namespaces/default/configmaps/f", patch, "application/merge-patch+json")
+    assert kube.get_object("configmaps", "default", "f") is None
+
+
+def test_create_on_update_for_leases(api_client: client.ApiClient, raw) -> None:
+    body = {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "me"}}
+    status, made = raw("PUT", "/apis/coordination.k8s.io/v1/namespaces/default/leases/leader", body)
+    assert status == 201
+    assert made["spec"]["holderIdentity"] == "me"
+    leases = client.CoordinationV1Api(api_client)
+    assert leases.read_namespaced_lease("leader", "default").spec.holder_identity == "me"
+
+
+def test_cluster_scoped_objects_and_namespaces(bodies, storage: client.StorageV1Api, core) -> None:
+    made = storage.create_storage_class(bodies.storage_class())
+    assert made.metadata.namespace is None
+    assert made.reclaim_policy == "Delete"
+    names = {ns.metadata.name for ns in core.list_namespace().items}
+    assert {"default", "kube-system"} <= names
+
+
+def test_namespace_deletion_removes_contents(
+    bodies, core: client.CoreV1Api, kube: KubeSandbox
+) -> None:
+    core.create_namespace({"metadata": {"name": "scratch"}})
+    core.create_namespaced_config_map("scratch", {"metadata": {"name": "x"}})
+    core.create_namespaced_persistent_volume_claim("scratch", bodies.claim("c"))
+    core.delete_namespace("scratch")
+    assert kube.wait_idle()
+    assert kube.get_object("namespaces", None, "scratch") is None
+    assert kube.list_objects("configmaps", "scratch") == []
+    assert kube.list_objects("persistentvolumeclaims", "scratch") == []
+
+
+def test_python_side_access_returns_copies(kube: KubeSandbox, core) -> None:
+    core.create_namespaced_config_map("default", {"metadata": {"name": "c"}, "data": {"a": "1"}})
+    copy = kube.get_object("configmaps", "default", "c")
+    assert copy is not None
+    copy["data"]["a"] = "changed"
+    assert core.read_namespaced_config_map("c", "default").data == {"a": "1"}
+    assert [o["metadata"]["name"] for o in kube.list_objects("configmaps", "default")] == ["c"]
+
+
+def test_bearer_token_required_when_configured() -> None:
+    import requests
+
+    with KubeSandbox(token="s3cret") as kube:
+        assert requests.get(f"{kube.url}/api/v1/namespaces", timeout=5).status_code == 401
+        from kubernetes import config
+
+        api = config.new_client_from_config(config_file=kube.kubeconfig_path)
+        names = [n.metadata.name for n in client.CoreV1Api(api).list_namespace().items]
+        assert "default" in names
+        api.close()
