@@ -93,6 +93,9 @@ class Informer:
         self._handlers.append(_Handlers(on_add, on_update, on_delete))
 
     def start(self) -> None:
+        """Start (or restart after ``stop``): the first thing the thread does is list,
+        which also reports what changed while it was stopped."""
+        self._stopped = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"informer-{self.resource}", daemon=True
         )
