@@ -35,9 +35,17 @@ def scrub(message: str, key: str) -> str:
     return message.replace(key, "<redacted>") if key else message
 
 
-def user_role_hint(err: HeketiError, user: str) -> bool:
-    """True when the failure is Heketi's ``user`` role hitting an admin-only path."""
-    return isinstance(err, Unauthorized) and user == "user" and _ADMIN_REQUIRED in err.message
+def user_role_hint(err: BaseException | None, user: str) -> bool:
+    """True when the failure is Heketi's ``user`` role hitting an admin-only path.
+
+    The client reports a 401 on the queue poll as ``OutcomeUnknown`` (the create was
+    accepted) with the ``Unauthorized`` as its cause, so the chain is followed.
+    """
+    while err is not None:
+        if isinstance(err, Unauthorized) and user == "user" and _ADMIN_REQUIRED in err.message:
+            return True
+        err = err.__cause__
+    return False
 
 
 def _common(err: HeketiError, *, url: str, user: str, doing: str) -> ProvisionError | None:
