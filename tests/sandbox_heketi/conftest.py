@@ -56,14 +56,9 @@ class Heketi:
         headers = {
             "Authorization": "bearer " + make_token(method, path, iss=self.iss, key=self.key)
         }
+        kwargs.setdefault("timeout", 10)
         return self.session.request(
-            method,
-            self.sim.url + path,
-            json=body,
-            headers=headers,
-            allow_redirects=False,
-            timeout=10,
-            **kwargs,
+            method, self.sim.url + path, json=body, headers=headers, allow_redirects=False, **kwargs
         )
 
     def get(self, path: str) -> requests.Response:
@@ -74,6 +69,15 @@ class Heketi:
 
     def delete(self, path: str) -> requests.Response:
         return self.call("DELETE", path)
+
+    @staticmethod
+    def until(condition: Callable[[], bool], deadline: float = 10.0) -> None:
+        """Wait for a condition with a deadline (never a bare sleep)."""
+        end = time.monotonic() + deadline
+        while not condition():
+            if time.monotonic() > end:
+                raise AssertionError("condition not reached before the deadline")
+            time.sleep(0.005)
 
     def wait(self, queue_path: str, deadline: float = 10.0) -> requests.Response:
         """Poll a queue entry until it stops being pending (deadline, not sleeps)."""
