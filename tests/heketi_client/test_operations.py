@@ -176,8 +176,15 @@ def test_schedule_starts_small_grows_and_caps() -> None:
 
 
 def test_schedule_jumps_to_a_learned_estimate() -> None:
-    delays = PollPolicy(first_delay=0.02, factor=2, max_interval=1.0, estimate_lead=0.9).delays(2.0)
-    assert [next(delays) for _ in range(3)] == pytest.approx([1.8, 0.02, 0.04])
+    policy = PollPolicy(first_delay=0.02, factor=2, max_interval=1.0, estimate_lead=0.9)
+    delays = policy.delays(2.0)
+    # 1.8, then every 0.1 s through 2.2 (the window 0.9..1.1 of the estimate), then growth.
+    expected = [1.8, 0.1, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.0]
+    assert [next(delays) for _ in range(9)] == pytest.approx(expected)
+    short = policy.delays(0.05)  # fine steps have a floor
+    assert [next(short) for _ in range(2)] == pytest.approx([0.045, 0.005])
+    tiny = policy.delays(0.01)  # below first_delay: nothing to skip
+    assert next(tiny) == pytest.approx(0.02)
 
 
 def test_estimator_learns_per_kind() -> None:
