@@ -149,7 +149,8 @@ class Faults:
 
     def take_lost_result(self, route: str) -> bool:
         with self._lock:
-            return bool(_pop(self._lose, route))
+            charge = _pop(self._lose, route)
+            return charge is not None
 
 
 def _arm(table: dict[str, deque[T]], route: str, item: T, count: int) -> None:

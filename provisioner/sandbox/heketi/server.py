@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -96,12 +97,6 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def send_response(self, code: int, message: str | None = None) -> None:
-        """Like Go's net/http: a Date header but no Server header."""
-        self.log_request(code)
-        self.send_response_only(code, message)
-        self.send_header("Date", self.date_time_string())
-
     def log_message(self, format: str, *args: object) -> None:
         """Silent: tests read `requests` instead, and nothing secret can leak."""
 
@@ -120,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -143,15 +138,24 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
+        self.wfile.write(self._encode(response))
+
+    def _encode(self, response: Response) -> bytes:
+        """Status line, headers and body as one write (see `setup`). Like Go's net/http:
+        a Date header, no Server header, no Content-Length on 204."""
+        try:
+            reason = HTTPStatus(response.status).phrase
+        except ValueError:
+            reason = ""
+        lines = [
+            f"{self.protocol_version} {response.status} {reason}",
+            f"Date: {self.date_time_string()}",
+        ]
+        lines += [f"{name}: {value}" for name, value in response.headers.items()]
         if response.status != 204:
-            self.send_header("Content-Length", str(len(response.body)))
-        self._headers_buffer.append(b"\r\n")
-        if response.body and self.command != "HEAD":
-            self._headers_buffer.append(response.body)
-        self.flush_headers()
+            lines.append(f"Content-Length: {len(response.body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return head + (b"" if self.command == "HEAD" else response.body)
 
     do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = _serve
 
