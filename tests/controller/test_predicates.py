@@ -1,0 +1,145 @@
+"""Which claims and volumes the controller acts on, as tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from provisioner.annotations import (
+    ANN_BETA_STORAGE_CLASS,
+    ANN_BETA_STORAGE_PROVISIONER,
+    ANN_PROVISIONED_BY,
+    ANN_SELECTED_NODE,
+    ANN_STORAGE_PROVISIONER,
+    FINALIZER,
+)
+from provisioner.predicates import (
+    ClaimVerdict,
+    VolumeAction,
+    should_delete,
+    should_provision,
+    should_repair,
+)
+
+ME = "gluster.org/heketi"
+
+
+def claim(
+    *, class_name: str | None = "gold", ann: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    annotations = {ANN_STORAGE_PROVISIONER: ME} if ann is None else ann
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"]}
+    if class_name is not None:
+        spec["storageClassName"] = class_name
+    spec.update(extra.pop("spec", {}))
+    meta = {"name": "c", "namespace": "ns", "uid": "u1", "annotations": annotations}
+    meta.update(extra)
+    return {"metadata": meta, "spec": spec}
+
+
+def sc(provisioner: str = ME, mode: str = "Immediate") -> dict[str, Any]:
+    return {"metadata": {"name": "gold"}, "provisioner": provisioner, "volumeBindingMode": mode}
+
+
+@pytest.mark.parametrize(
+    ("the_claim", "the_class", "verdict"),
+    [
+        (claim(), sc(), ClaimVerdict.PROVISION),
+        (claim(ann={ANN_BETA_STORAGE_PROVISIONER: ME}), sc(), ClaimVerdict.PROVISION),
+        (claim(spec={"volumeName": "pv1"}), sc(), ClaimVerdict.IGNORE),
+        (claim(deletionTimestamp="2024-01-01T00:00:00Z"), sc(), ClaimVerdict.IGNORE),
+        (claim(), sc(provisioner="other.io/x"), ClaimVerdict.IGNORE),
+        (claim(), None, ClaimVerdict.IGNORE),
+        (claim(ann={}), sc(), ClaimVerdict.IGNORE),
+        (claim(ann={ANN_STORAGE_PROVISIONER: "other.io/x"}), sc(), ClaimVerdict.IGNORE),
+        (claim(), sc(mode="WaitForFirstConsumer"), ClaimVerdict.WAIT_FOR_CONSUMER),
+        (
+            claim(ann={ANN_STORAGE_PROVISIONER: ME, ANN_SELECTED_NODE: "n1"}),
+            sc(mode="WaitForFirstConsumer"),
+            ClaimVerdict.PROVISION,
+        ),
+        # A selector is ours: validation rejects it with an event, not silence.
+        (claim(spec={"selector": {"matchLabels": {"a": "b"}}}), sc(), ClaimVerdict.PROVISION),
+    ],
+)
+def test_should_provision(the_claim, the_class, verdict) -> None:
+    assert should_provision(the_claim, the_class, ME) is verdict
+
+
+def test_the_beta_class_annotation_names_the_class() -> None:
+    from provisioner.predicates import claim_class_name
+
+    old = claim(class_name=None, ann={ANN_BETA_STORAGE_CLASS: "silver"})
+    assert claim_class_name(old) == "silver"
+    assert claim_class_name(claim()) == "gold"
+
+
+def pv(
+    *,
+    phase: str = "Released",
+    reclaim: str = "Delete",
+    by: str = ME,
+    deleting: bool = False,
+    finalizers: tuple[str, ...] = (FINALIZER,),
+    claim_uid: str = "u1",
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": "pvc-u1",
+        "annotations": {ANN_PROVISIONED_BY: by},
+        "finalizers": list(finalizers),
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+    return {
+        "metadata": meta,
+        "spec": {
+            "persistentVolumeReclaimPolicy": reclaim,
+            "claimRef": {"namespace": "ns", "name": "c", "uid": claim_uid},
+            "glusterfs": {"endpoints": "glusterfs-dynamic-u1", "path": "p"},
+        },
+        "status": {"phase": phase},
+    }
+
+
+LIVE = claim()
+
+
+@pytest.mark.parametrize(
+    ("the_pv", "the_claim", "action"),
+    [
+        (pv(), None, VolumeAction.DELETE),
+        (pv(by="someone.else/x"), None, VolumeAction.NONE),
+        (pv(reclaim="Retain"), None, VolumeAction.NONE),
+        (pv(phase="Bound"), LIVE, VolumeAction.NONE),
+        (pv(phase="Available"), None, VolumeAction.NONE),
+        # Deleted directly by a user: wait while its claim uses it ...
+        (pv(phase="Bound", deleting=True), LIVE, VolumeAction.NONE),
+        # ... act once the claim is gone or replaced by a namesake ...
+        (pv(phase="Bound", deleting=True), None, VolumeAction.DELETE),
+        (pv(phase="Bound", deleting=True, claim_uid="old"), LIVE, VolumeAction.DELETE),
+        (pv(phase="Available", deleting=True), None, VolumeAction.DELETE),
+        # ... but only with our finalizer on it (otherwise it is already gone for us).
+        (pv(phase="Bound", deleting=True, finalizers=()), None, VolumeAction.NONE),
+        # Retain keeps the backend, but must not hang on our finalizer.
+        (pv(reclaim="Retain", deleting=True), None, VolumeAction.RELEASE_FINALIZER),
+        (pv(reclaim="Retain", phase="Bound", deleting=True), LIVE, VolumeAction.NONE),
+    ],
+)
+def test_should_delete(the_pv, the_claim, action) -> None:
+    assert should_delete(the_pv, ME, claim=the_claim) is action
+
+
+@pytest.mark.parametrize(
+    ("the_pv", "endpoints", "service", "repair"),
+    [
+        (pv(phase="Bound"), True, True, False),
+        (pv(phase="Bound"), False, True, True),
+        (pv(phase="Bound"), True, False, True),
+        (pv(phase="Released"), False, False, False),
+        (pv(phase="Bound", by="someone.else/x"), False, False, False),
+        (pv(phase="Bound", deleting=True), False, False, False),
+    ],
+)
+def test_should_repair(the_pv, endpoints, service, repair) -> None:
+    assert should_repair(the_pv, ME, endpoints_present=endpoints, service_present=service) is repair
