@@ -1,0 +1,238 @@
+"""End-to-end: the controller, the Heketi simulator and the API sandbox in one process,
+talking HTTP on loopback exactly as in a cluster. Tests act only through the API (as
+a user would) and wait on conditions with deadlines, never on sleeps."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import pytest
+
+from provisioner.config import Settings
+from provisioner.controller import Caches, Controller
+from provisioner.gluster import GlusterProvisioner
+from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
+from provisioner.sandbox.stack import SandboxStack, StackOptions
+
+PROVISIONER = "gluster.org/heketi"
+NAMESPACE = "default"
+ADMIN_KEY = "e2e-admin-key-0123456789abcdef"
+T = TypeVar("T")
+
+_names = itertools.count(1)
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``.
+
+    The short pause between polls only paces the loop; correctness never depends on it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+FAST = Settings(
+    workers=16,
+    backoff_base=0.05,
+    backoff_cap=1.0,
+    resync_period=600.0,
+    watch_timeout=60,
+    metrics_address="",
+    shutdown_grace=5.0,
+)
+
+
+class Cluster:
+    """The running stack plus what a test needs to act like a user and look inside."""
+
+    def __init__(self, stack: SandboxStack, settings: Settings) -> None:
+        self.stack = stack
+        self.settings = settings
+        self.sim = stack.heketi
+        self.sandbox = stack.kube
+        self.kube = KubeAPI(load_api_client(stack.kubeconfig_path))
+        self.controller: Controller | None = stack.controller
+
+    wait_for = staticmethod(wait_for)
+
+    # -- the controller --------------------------------------------------------
+
+    def start_controller(self, **overrides: Any) -> Controller:
+        """A new controller process, wired as the stack (and ``run``) wire it."""
+        settings = replace(self.settings, **overrides)
+        kube = KubeAPI(load_api_client(self.stack.kubeconfig_path))
+        caches = Caches(kube, settings)
+        gluster = GlusterProvisioner(
+            kube=kube,
+            provisioner_name=settings.provisioner_name,
+            class_lookup=caches.storage_class,
+            heketi_concurrency=settings.heketi_concurrency,
+        )
+        self.controller = Controller(kube, gluster, settings, caches=caches)
+        self.controller.start()
+        return self.controller
+
+    def stop_controller(self, grace: float = 5.0) -> None:
+        if self.controller is not None:
+            self.controller.stop(grace=grace)
+            self.controller = None
+
+    # -- objects -----------------------------------------------------------------
+
+    def secret(self, *, key: str = ADMIN_KEY, type_: str = "kubernetes.io/glusterfs",
+               entry: str = "key") -> str:  # fmt: skip
+        name = f"heketi-{next(_names)}"
+        self.kube.create(
+            "secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "type": type_,
+                "data": {entry: base64.b64encode(key.encode()).decode()},
+            },
+            NAMESPACE,
+        )
+        return name
+
+    def storage_class(
+        self,
+        *,
+        secret: str | bool | None = True,
+        reclaim: str = "Delete",
+        provisioner: str = PROVISIONER,
+        **params: str,
+    ) -> str:
+        name = f"gluster-{next(_names)}"
+        parameters = {"resturl": self.sim.url, "restuser": "admin", **params}
+        if secret is True:
+            secret = self.secret()
+        if isinstance(secret, str):
+            parameters.setdefault("secretNamespace", NAMESPACE)
+            parameters.setdefault("secretName", secret)
+        self.kube.create(
+            "storageclasses",
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {"name": name},
+                "provisioner": provisioner,
+                "reclaimPolicy": reclaim,
+                "parameters": {k: v for k, v in parameters.items() if v is not None},
+            },
+        )
+        return name
+
+    def claim(self, storage_class: str, *, size: str = "1Gi", **spec: Any) -> dict[str, Any]:
+        body = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": f"claim-{next(_names)}", "namespace": NAMESPACE},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": storage_class,
+                "resources": {"requests": {"storage": size}},
+                **spec,
+            },
+        }
+        return self.kube.create("persistentvolumeclaims", body, NAMESPACE)
+
+    def get(self, resource: str, name: str, namespace: str | None = None) -> dict | None:
+        try:
+            return self.kube.get(resource, name, namespace)
+        except KubeNotFound:
+            return None
+
+    def fresh_claim(self, claim: dict) -> dict | None:
+        return self.get("persistentvolumeclaims", claim["metadata"]["name"], NAMESPACE)
+
+    def bound_pv(self, claim: dict, timeout: float = 20.0) -> dict[str, Any]:
+        """Wait until the claim is Bound; return its PV."""
+
+        def check() -> dict | None:
+            fresh = self.fresh_claim(claim)
+            if not fresh or (fresh.get("status") or {}).get("phase") != "Bound":
+                return None
+            return self.get("persistentvolumes", fresh["spec"]["volumeName"])
+
+        return wait_for(check, timeout, f"claim {claim['metadata']['name']} to be Bound")
+
+    def events(self, obj: dict) -> list[dict[str, Any]]:
+        uid = obj["metadata"]["uid"]
+        namespace = obj["metadata"].get("namespace") or NAMESPACE
+        return [
+            e
+            for e in self.sandbox.list_objects("events", namespace)
+            if (e.get("involvedObject") or {}).get("uid") == uid
+        ]
+
+    def warning(self, obj: dict, timeout: float = 10.0) -> str:
+        """Wait for a Warning event on ``obj``; return its message."""
+
+        def check() -> str | None:
+            for event in self.events(obj):
+                if event.get("type") == "Warning":
+                    return str(event.get("message"))
+            return None
+
+        return wait_for(check, timeout, f"a Warning event on {obj['metadata']['name']}")
+
+    def delete_claim(self, claim: dict) -> None:
+        self.kube.delete("persistentvolumeclaims", claim["metadata"]["name"], NAMESPACE)
+
+    def heketi_counts(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for record in self.sim.requests:
+            route = record.route
+            if not route.startswith(f"{record.method} "):
+                route = f"{record.method} {route}"
+            counts[f"{route} {'dropped' if record.status is None else record.status}"] += 1
+        return counts
+
+    def volume_names(self) -> list[str]:
+        return sorted(v["name"] for v in self.sim.volumes())
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Any) -> Iterator[Callable[..., Cluster]]:
+    clusters: list[Cluster] = []
+
+    def make(
+        *, kube_version: str = "1.25.16", with_controller: bool = True, **overrides: Any
+    ) -> Cluster:
+        settings = replace(FAST, **overrides)
+        stack = SandboxStack(
+            StackOptions(
+                kubeconfig_out=str(tmp_path / f"kubeconfig-{len(clusters)}"),
+                kube_version=kube_version,
+                heketi_admin_key=ADMIN_KEY,
+                with_controller=with_controller,
+                settings=settings,
+            )
+        )
+        stack.start()
+        clusters.append(Cluster(stack, settings))
+        return clusters[-1]
+
+    yield make
+    for cluster in reversed(clusters):
+        if cluster.controller is not cluster.stack.controller:
+            cluster.stop_controller(grace=1.0)
+        cluster.stack.stop()
+
+
+@pytest.fixture
+def cluster(cluster_factory: Callable[..., Cluster]) -> Cluster:
+    return cluster_factory()
