@@ -60,3 +60,98 @@ def test_provision_bind_delete(cluster: Cluster) -> None:
     assert cluster.sim.volumes() == []
     assert cluster.get("endpoints", pv["spec"]["glusterfs"]["endpoints"], NAMESPACE) is None
     assert cluster.get("services", pv["spec"]["glusterfs"]["endpoints"], NAMESPACE) is None
+
+
+def test_retain_keeps_the_heketi_volume(cluster: Cluster) -> None:
+    sc = cluster.storage_class(reclaim="Retain")
+    claim = cluster.claim(sc)
+    pv = cluster.bound_pv(claim)
+    name = pv["metadata"]["name"]
+
+    cluster.delete_claim(claim)
+
+    cluster.wait_for(
+        lambda: (
+            ((cluster.get("persistentvolumes", name) or {}).get("status") or {}).get("phase")
+            == "Released"
+        ),
+        what="the PV to be Released",
+    )
+    assert cluster.get("persistentvolumes", name) is not None
+    assert len(cluster.sim.volumes()) == 1
+    # Deleting the PV by hand lets it go (our finalizer is released) but keeps the backend.
+    cluster.kube.delete("persistentvolumes", name)
+    cluster.wait_for(lambda: cluster.get("persistentvolumes", name) is None, what="PV gone")
+    assert len(cluster.sim.volumes()) == 1
+
+
+def test_pv_deleted_directly_goes_through_the_finalizer(cluster: Cluster) -> None:
+    sc = cluster.storage_class()
+    claim = cluster.claim(sc)
+    pv = cluster.bound_pv(claim)
+    name = pv["metadata"]["name"]
+
+    cluster.kube.delete("persistentvolumes", name)
+    held = cluster.get("persistentvolumes", name)
+    assert held is not None and held["metadata"].get("deletionTimestamp")
+    assert len(cluster.sim.volumes()) == 1  # still in use by its claim
+    cluster.delete_claim(claim)
+
+    cluster.wait_for(lambda: cluster.get("persistentvolumes", name) is None, what="PV gone")
+    assert cluster.sim.volumes() == []
+
+
+def test_class_deleted_before_release_still_deletes(cluster: Cluster) -> None:
+    sc = cluster.storage_class()
+    claim = cluster.claim(sc)
+    pv = cluster.bound_pv(claim)
+    cluster.kube.delete("storageclasses", sc)
+
+    cluster.delete_claim(claim)
+
+    cluster.wait_for(
+        lambda: cluster.get("persistentvolumes", pv["metadata"]["name"]) is None,
+        what="PV gone",
+    )
+    assert cluster.sim.volumes() == []
+
+
+def test_deleted_endpoints_are_repaired(cluster: Cluster) -> None:
+    sc = cluster.storage_class()
+    pv = cluster.bound_pv(cluster.claim(sc))
+    name = pv["spec"]["glusterfs"]["endpoints"]
+    original = cluster.get("endpoints", name, NAMESPACE)
+    assert original is not None
+
+    cluster.kube.delete("endpoints", name, NAMESPACE)
+
+    def recreated() -> dict | None:
+        found = cluster.get("endpoints", name, NAMESPACE)
+        if found and found["metadata"]["uid"] != original["metadata"]["uid"]:
+            return found
+        return None
+
+    repaired = cluster.wait_for(recreated, what="the Endpoints to be re-created")
+    assert repaired["subsets"] == original["subsets"]
+
+
+def test_claim_deleted_while_the_create_is_in_flight(cluster: Cluster) -> None:
+    cluster.sim.set_latency({"volume_create": 1.0})
+    sc = cluster.storage_class()
+    claim = cluster.claim(sc)
+    cluster.wait_for(
+        lambda: cluster.heketi_counts()["POST /volumes 202"] == 1, what="the create to start"
+    )
+    assert cluster.sim.volumes() == []  # still in flight
+
+    cluster.delete_claim(claim)
+
+    pv_name = f"pvc-{claim['metadata']['uid']}"
+    # The PV is still written, found Released (its claim is gone), and deleted.
+    cluster.wait_for(
+        lambda: cluster.heketi_counts()["DELETE /volumes/{id} 202"] == 1,
+        what="the volume to be deleted",
+    )
+    cluster.wait_for(lambda: cluster.get("persistentvolumes", pv_name) is None, what="PV gone")
+    assert cluster.sim.volumes() == []
+    assert cluster.heketi_counts()["POST /volumes 202"] == 1
