@@ -74,7 +74,8 @@ def _decode(schema: dict[str, Any], obj: Any) -> dict[str, Any]:
         if isinstance(kind, dict):
             out[key] = _decode(kind, value)
         elif value is None:
-            out[key] = _ZERO[kind]
+            zero = _ZERO[kind]
+            out[key] = list(zero) if isinstance(zero, list) else zero
         elif not _fits(kind, value):
             raise Unparsable
         elif kind == STR_LIST:
