@@ -46,6 +46,16 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=host).geturl()
 
 
+_UNSENDABLE = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+)
+"""Refused by ``requests`` before any connection: a configuration error, never retried."""
+
+
 def _nothing_was_sent(error: requests.RequestException) -> bool:
     """True when the connection never opened, so Heketi cannot have seen the request."""
     if isinstance(error, (requests.ConnectTimeout, requests.exceptions.SSLError)):
@@ -180,6 +190,8 @@ class Transport:
         self, error: requests.RequestException, method: str, path: str, idempotent: bool
     ) -> HeketiError:
         what = f"{method} {path} to Heketi at {self.where}"
+        if isinstance(error, _UNSENDABLE):
+            return HeketiError(f"cannot send {what}: {_reason(error)}")
         if _nothing_was_sent(error):
             return HeketiConnectionError(
                 f"could not connect for {what}: {_reason(error)}", request_sent=False
@@ -189,7 +201,8 @@ class Transport:
                 f"{what} may or may not have been applied: the answer was lost ({_reason(error)})"
             )
         if isinstance(error, requests.Timeout):
-            return HeketiTimeout(f"no answer to {what} within {self.timeout} s")
+            read_timeout = self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
+            return HeketiTimeout(f"no answer to {what} within {read_timeout:g} s")
         return HeketiConnectionError(f"{what} failed: {_reason(error)}", request_sent=True)
 
 

@@ -15,6 +15,7 @@ from heketi_client import HeketiClient, RetryPolicy, VolumeCreateRequest
 from heketi_client.errors import (
     HeketiAPIError,
     HeketiConnectionError,
+    HeketiError,
     HeketiTimeout,
     NoSpace,
     OutcomeUnknown,
@@ -242,3 +243,22 @@ def test_one_attempt_means_no_retry(
 def test_retry_policy_rejects_nonsense(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)
+
+
+def test_a_request_that_cannot_be_built_is_not_retried(
+    client: HeketiClient, heketi: responses.RequestsMock, wire: Any
+) -> None:
+    heketi.get(wire.BASE + "/volumes", body=requests.exceptions.InvalidHeader("bad header"))
+    with pytest.raises(HeketiError, match="cannot send GET /volumes") as caught:
+        client.list_volumes()
+    assert type(caught.value) is HeketiError
+    assert len(heketi.calls) == 1
+
+
+def test_timeout_message_names_the_read_timeout(
+    make_client: Callable[..., HeketiClient], heketi: responses.RequestsMock, wire: Any
+) -> None:
+    client = make_client(timeout=(3.0, 12.5), retry=RetryPolicy(attempts=1))
+    heketi.get(wire.BASE + "/volumes", body=requests.ReadTimeout("read timed out"))
+    with pytest.raises(HeketiTimeout, match=r"within 12\.5 s"):
+        client.list_volumes()
