@@ -1,42 +1,39 @@
-"""Frozen dataclasses for what we send to Heketi and what it sends back.
+"""Frozen dataclasses for volumes: what we ask Heketi for and what it describes.
 
 ``to_json`` reproduces Heketi's own encoding (Go ``encoding/json`` with its
 ``omitempty`` rules: zero ``gid``, false ``block``, empty option lists and zero
 durability fields are left out; ``replicate``/``disperse`` objects are always there), so
 ``X.from_json(d).to_json() == d`` for any ``d`` Heketi produced. Collections are
 tuples, and maps are sorted tuples of pairs, so that every model is hashable.
-Sizes: volumes in GiB, devices and bricks in KiB, as Heketi counts them.
+Sizes: volumes in GiB, bricks in KiB, as Heketi counts them. The topology models
+(clusters, nodes, devices, bricks) live in ``topology`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from heketi_client.jsontypes import (
-    BlockInfoJSON,
-    BrickJSON,
-    ClusterJSON,
-    DeviceJSON,
-    DurabilityJSON,
-    NodeJSON,
-    VolumeCreateJSON,
-    VolumeJSON,
-)
+from heketi_client.jsontypes import BlockInfoJSON, DurabilityJSON, VolumeCreateJSON, VolumeJSON
+from heketi_client.topology import BrickInfo, ClusterInfo, DeviceInfo, NodeInfo, Pairs, pairs
+
+__all__ = [
+    "BlockHostingInfo",
+    "BrickInfo",
+    "ClusterInfo",
+    "DeviceInfo",
+    "Durability",
+    "NodeInfo",
+    "VolumeCreateRequest",
+    "VolumeInfo",
+]
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]+$")
 """Heketi's (and Gluster's) rule for volume names."""
 
 MAX_GID = 2147483646
 """Heketi answers 400 for any gid above this (it says "2**32" but checks 2**31 - 1)."""
-
-Pairs = tuple[tuple[str, str], ...]
-
-
-def _pairs(mapping: Mapping[str, str] | None) -> Pairs:
-    return tuple(sorted((mapping or {}).items()))
 
 
 def _number(value: float) -> float | int:
@@ -162,39 +159,6 @@ class VolumeCreateRequest:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BrickInfo:
-    """One brick; ``size`` in KiB."""
-
-    id: str
-    path: str
-    device: str
-    node: str
-    volume: str
-    size: int
-
-    @classmethod
-    def from_json(cls, data: BrickJSON) -> BrickInfo:
-        return cls(
-            id=data["id"],
-            path=data["path"],
-            device=data["device"],
-            node=data["node"],
-            volume=data["volume"],
-            size=data["size"],
-        )
-
-    def to_json(self) -> BrickJSON:
-        return {
-            "id": self.id,
-            "path": self.path,
-            "device": self.device,
-            "node": self.node,
-            "volume": self.volume,
-            "size": self.size,
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
 class BlockHostingInfo:
     """``blockinfo``: only meaningful for block-hosting volumes (usually all empty)."""
 
@@ -275,7 +239,7 @@ class VolumeInfo:
             bricks=tuple(BrickInfo.from_json(b) for b in data.get("bricks") or ()),
             block=data.get("block", False),
             block_info=BlockHostingInfo.from_json(data.get("blockinfo", {})),
-            other_mount_options=_pairs(options),
+            other_mount_options=pairs(options),
         )
 
     def to_json(self) -> VolumeJSON:
@@ -302,126 +266,3 @@ class VolumeInfo:
         out["blockinfo"] = self.block_info.to_json()
         out["bricks"] = [b.to_json() for b in self.bricks]
         return cast(VolumeJSON, out)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeviceInfo:
-    """A device; ``total``/``free``/``used`` in KiB."""
-
-    id: str
-    name: str
-    state: str
-    total: int
-    free: int
-    used: int
-    bricks: tuple[BrickInfo, ...] = ()
-    tags: Pairs = ()
-    paths: tuple[str, ...] = ()
-    pv_uuid: str = ""
-
-    @classmethod
-    def from_json(cls, data: DeviceJSON) -> DeviceInfo:
-        storage = data["storage"]
-        return cls(
-            id=data["id"],
-            name=data["name"],
-            state=data["state"],
-            total=storage["total"],
-            free=storage["free"],
-            used=storage["used"],
-            bricks=tuple(BrickInfo.from_json(b) for b in data.get("bricks") or ()),
-            tags=_pairs(data.get("tags")),
-            paths=tuple(data.get("paths", ())),
-            pv_uuid=data.get("pv_uuid", ""),
-        )
-
-    def to_json(self) -> DeviceJSON:
-        out: dict[str, Any] = {"name": self.name}
-        if self.tags:
-            out["tags"] = dict(self.tags)
-        out["storage"] = {"total": self.total, "free": self.free, "used": self.used}
-        out["id"] = self.id
-        if self.paths:
-            out["paths"] = list(self.paths)
-        if self.pv_uuid:
-            out["pv_uuid"] = self.pv_uuid
-        out["state"] = self.state
-        out["bricks"] = [b.to_json() for b in self.bricks]
-        return cast(DeviceJSON, out)
-
-
-@dataclass(frozen=True, kw_only=True)
-class NodeInfo:
-    """A storage node; ``storage_hostnames`` are what clients mount from."""
-
-    id: str
-    cluster: str
-    zone: int
-    manage_hostnames: tuple[str, ...]
-    storage_hostnames: tuple[str, ...]
-    state: str
-    devices: tuple[DeviceInfo, ...] = ()
-    tags: Pairs = ()
-
-    @classmethod
-    def from_json(cls, data: NodeJSON) -> NodeInfo:
-        hostnames = data["hostnames"]
-        return cls(
-            id=data["id"],
-            cluster=data["cluster"],
-            zone=data["zone"],
-            manage_hostnames=tuple(hostnames.get("manage") or ()),
-            storage_hostnames=tuple(hostnames.get("storage") or ()),
-            state=data["state"],
-            devices=tuple(DeviceInfo.from_json(d) for d in data.get("devices") or ()),
-            tags=_pairs(data.get("tags")),
-        )
-
-    def to_json(self) -> NodeJSON:
-        out: dict[str, Any] = {
-            "zone": self.zone,
-            "hostnames": {
-                "manage": list(self.manage_hostnames),
-                "storage": list(self.storage_hostnames),
-            },
-            "cluster": self.cluster,
-        }
-        if self.tags:
-            out["tags"] = dict(self.tags)
-        out["id"] = self.id
-        out["state"] = self.state
-        out["devices"] = [d.to_json() for d in self.devices]
-        return cast(NodeJSON, out)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClusterInfo:
-    """A cluster: ids of its nodes and volumes, and which volume kinds it accepts."""
-
-    id: str
-    nodes: tuple[str, ...] = ()
-    volumes: tuple[str, ...] = ()
-    block: bool = False
-    file: bool = False
-    block_volumes: tuple[str, ...] = ()
-
-    @classmethod
-    def from_json(cls, data: ClusterJSON) -> ClusterInfo:
-        return cls(
-            id=data["id"],
-            nodes=tuple(data.get("nodes") or ()),
-            volumes=tuple(data.get("volumes") or ()),
-            block=data.get("block", False),
-            file=data.get("file", False),
-            block_volumes=tuple(data.get("blockvolumes") or ()),
-        )
-
-    def to_json(self) -> ClusterJSON:
-        return {
-            "id": self.id,
-            "nodes": list(self.nodes),
-            "volumes": list(self.volumes),
-            "block": self.block,
-            "file": self.file,
-            "blockvolumes": list(self.block_volumes),
-        }
