@@ -86,8 +86,10 @@ class Wire:
     QUEUE = QUEUE
 
     @staticmethod
-    def claims_of(request: requests.PreparedRequest, key: str = KEY) -> dict[str, Any]:
-        return claims_of(request, key)
+    def claims_of(
+        request: requests.PreparedRequest, key: str = KEY, *, verify_exp: bool = True
+    ) -> dict[str, Any]:
+        return claims_of(request, key, verify_exp=verify_exp)
 
     @staticmethod
     def brick_json(n: int, volume: str = VOL) -> dict[str, Any]:
@@ -103,11 +105,14 @@ def wire() -> type[Wire]:
     return Wire
 
 
-def claims_of(request: requests.PreparedRequest, key: str = KEY) -> dict[str, Any]:
+def claims_of(
+    request: requests.PreparedRequest, key: str = KEY, *, verify_exp: bool = True
+) -> dict[str, Any]:
     """Decode (and verify) the bearer token the way Heketi would."""
     scheme, _, token = request.headers["Authorization"].partition(" ")
     assert scheme == "bearer"
-    return jwt.decode(token, key, algorithms=["HS256"], options={"require": ["iss", "exp"]})
+    options = {"require": ["iss", "exp", "qsh"], "verify_exp": verify_exp}
+    return jwt.decode(token, key, algorithms=["HS256"], options=options)  # type: ignore[arg-type]
 
 
 def brick_json(n: int, volume: str = VOL) -> dict[str, Any]:

@@ -216,3 +216,32 @@ def test_client_learns_operation_latency_and_polls_less_next_time(
     # Second run: one long sleep near the estimate, then small steps.
     assert fake_time.sleeps[0] == pytest.approx(0.9 * learned)
     assert first_run_polls == 7
+
+
+def test_every_request_gets_a_newly_minted_token(
+    client: HeketiClient, heketi: responses.RequestsMock, wire: Any
+) -> None:
+    ticks = iter(range(10_000, 20_000, 7))
+    client._transport.auth._clock = lambda: float(next(ticks))  # type: ignore[union-attr]
+    accept(heketi, wire)
+    pending(heketi, wire, 2)
+    done_with(heketi, wire, f"/volumes/{wire.VOL}")
+    heketi.get(f"{wire.BASE}/volumes/{wire.VOL}", json=wire.volume_json())
+    client.create_volume(VolumeCreateRequest(1))
+    issued = [wire.claims_of(c.request, verify_exp=False)["iat"] for c in heketi.calls]
+    assert len(issued) == 5 and len(set(issued)) == 5
+
+
+@pytest.mark.parametrize(("status", "headers"), [(429, {}), (502, {}), (503, {"Retry-After": "0"})])
+def test_a_failed_poll_is_simply_polled_again(
+    status: int,
+    headers: dict[str, str],
+    client: HeketiClient,
+    heketi: responses.RequestsMock,
+    wire: Any,
+) -> None:
+    accept(heketi, wire, "DELETE", f"/volumes/{wire.VOL}")
+    heketi.get(wire.BASE + wire.QUEUE, status=status, body="busy", headers=headers)
+    heketi.get(wire.BASE + wire.QUEUE, status=204)
+    client.delete_volume(wire.VOL)
+    assert [c.response.status_code for c in heketi.calls] == [202, status, 204]
