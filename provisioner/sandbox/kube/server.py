@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +29,7 @@ from .store import Store, WatchExpired, dumps
 from .watch import WatchStream, expired_line
 
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 _HEALTH = {"/healthz", "/readyz", "/livez"}
 _DEFAULT_WATCH_TIMEOUT = 1800.0
 
@@ -109,44 +112,50 @@ class Api:
         agent = req.headers.get("User-Agent", "")
         info = parse_resource_path(url.path)
         record = RequestRecord(req.command.lower(), "", "", "", "", agent, 0, "", url.path)
+        # Read the body before anything can fail: unread bytes would corrupt the next
+        # request on this keep-alive connection.
+        body = _read_body(req)
+        headers: dict[str, str] = {}
+        content_type = "application/json"
         try:
             if self.faults.latency > 0:
                 time.sleep(self.faults.latency)  # injected latency, not synchronisation
             self._authenticate(req)
             if info is None:
-                self._non_resource(req, url.path)
-                record = record._replace(status=200)
-                return
-            rt, verb = self._resolve(req, info, query)
-            record = RequestRecord(
-                verb,
-                info.resource,
-                info.subresource,
-                info.namespace,
-                info.name,
-                agent,
-                0,
-                info.group,
-                url.path,
-            )
-            if verb == "watch":
-                record = record._replace(status=200)
-                self.log.add(record)
-                record = record._replace(status=-1)
-                self._watch(req, rt, info, query)
-                return
-            failure = self.faults.take_write_failure(verb, info.resource, info.subresource)
-            if failure is not None:
-                raise failure
-            code, payload = self._dispatch(req, rt, info, verb, query)
-            send(req, code, payload)
-            record = record._replace(status=code)
+                payload, content_type = self._non_resource(url.path)
+                code = 200
+            else:
+                rt, verb = self._resolve(req, info, query)
+                record = RequestRecord(
+                    verb,
+                    info.resource,
+                    info.subresource,
+                    info.namespace,
+                    info.name,
+                    agent,
+                    0,
+                    info.group,
+                    url.path,
+                )
+                if verb == "watch":
+                    lines = self._watch_lines(rt, info, query)
+                    self.log.add(record._replace(status=200))
+                    stream(req, lines)
+                    return
+                failure = self.faults.take_write_failure(verb, info.resource, info.subresource)
+                if failure is not None:
+                    raise failure
+                code, payload = self._dispatch(body, rt, info, verb, query)
         except ApiError as exc:
-            send(req, exc.code, dumps(exc.status()), exc.headers)
-            record = record._replace(status=exc.code)
-        finally:
-            if record.status != -1:
-                self.log.add(record)
+            code, payload, headers = exc.code, dumps(exc.status()), exc.headers
+        except Exception as exc:  # a sandbox bug must still answer like a server would
+            log.exception("kube sandbox: %s %s failed", req.command, req.path)
+            failure = ApiError(500, f"sandbox internal error: {type(exc).__name__}: {exc}")
+            code, payload = 500, dumps(failure.status())
+        # Logged before the response goes out, so a client that has its answer can
+        # already see its request in the log.
+        self.log.add(record._replace(status=code))
+        send(req, code, payload, headers, content_type)
 
     def _authenticate(self, req: BaseHTTPRequestHandler) -> None:
         if self.token is None:
@@ -154,12 +163,11 @@ class Api:
         if req.headers.get("Authorization", "") != f"Bearer {self.token}":
             raise ApiError(401, "Unauthorized")
 
-    def _non_resource(self, req: BaseHTTPRequestHandler, path: str) -> None:
+    def _non_resource(self, path: str) -> tuple[bytes, str]:
         path = path.rstrip("/") or "/"
         body: Obj | None
         if path in _HEALTH or path.startswith(tuple(p + "/" for p in _HEALTH)):
-            send(req, 200, b"ok", content_type="text/plain; charset=utf-8")
-            return
+            return b"ok", "text/plain; charset=utf-8"
         if path == "/version":
             body = discovery.version_info(self.version)
         elif path == "/api":
@@ -177,7 +185,7 @@ class Api:
             body = None
         if body is None:
             raise ApiError(404, "the server could not find the requested resource")
-        send(req, 200, dumps(body))
+        return dumps(body), "application/json"
 
     def _resolve(
         self, req: BaseHTTPRequestHandler, info: RequestInfo, query: dict[str, str]
@@ -210,7 +218,7 @@ class Api:
 
     def _dispatch(
         self,
-        req: BaseHTTPRequestHandler,
+        body: tuple[bytes, str],
         rt: ResourceType,
         info: RequestInfo,
         verb: str,
@@ -223,17 +231,19 @@ class Api:
         if verb == "list":
             return 200, self._list(rt, info, query)
         if verb == "create":
-            return 201, self._render(rt, reg.create(rt, ns, read_json(req)))
+            return 201, self._render(rt, reg.create(rt, ns, read_json(body)))
         if verb == "update":
             existed = self.store.get(rt.storage_key, ns, name) is not None
-            obj = reg.update(rt, ns, name, read_json(req), sub)
+            obj = reg.update(rt, ns, name, read_json(body), sub)
             return (200 if existed else 201), self._render(rt, obj)
         if verb == "patch":
-            content_type = req.headers.get("Content-Type", "")
-            return 200, self._render(rt, reg.patch(rt, ns, name, content_type, read_json(req), sub))
+            content_type = body[1]
+            return 200, self._render(
+                rt, reg.patch(rt, ns, name, content_type, read_json(body), sub)
+            )
         if verb == "delete":
-            body = read_json(req, optional=True) or {}
-            options = {**body, "preconditions": body.get("preconditions") or {}}
+            options = read_json(body, optional=True) or {}
+            options = {**options, "preconditions": options.get("preconditions") or {}}
             return 200, self._render(rt, reg.delete(rt, ns, name, options))
         match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
         deleted = reg.delete_collection(rt, ns or None, match)
@@ -269,13 +279,9 @@ class Api:
         head = {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta}
         return dumps(head)[:-1] + b',"items":[' + items + b"]}"
 
-    def _watch(
-        self,
-        req: BaseHTTPRequestHandler,
-        rt: ResourceType,
-        info: RequestInfo,
-        query: dict[str, str],
-    ) -> None:
+    def _watch_lines(
+        self, rt: ResourceType, info: RequestInfo, query: dict[str, str]
+    ) -> Iterable[bytes]:
         match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
         since = query.get("resourceVersion") or None
         if since is not None and not since.isdigit():
@@ -305,12 +311,27 @@ class Api:
                     bookmark_interval=self.bookmark_interval,
                     stopping=self.stopping,
                 )
-        stream(req, lines)
+        return lines
 
 
-def read_json(req: BaseHTTPRequestHandler, *, optional: bool = False) -> Any:
+def _read_body(req: BaseHTTPRequestHandler) -> tuple[bytes, str]:
+    """(body bytes, content type); chunked request bodies are decoded too."""
+    content_type = req.headers.get("Content-Type", "")
+    if "chunked" in req.headers.get("Transfer-Encoding", "").lower():
+        chunks = []
+        while True:
+            size = int(req.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                req.rfile.readline()
+                return b"".join(chunks), content_type
+            chunks.append(req.rfile.read(size))
+            req.rfile.readline()
     length = int(req.headers.get("Content-Length") or 0)
-    raw = req.rfile.read(length) if length > 0 else b""
+    return (req.rfile.read(length) if length > 0 else b""), content_type
+
+
+def read_json(body: tuple[bytes, str], *, optional: bool = False) -> Any:
+    raw = body[0]
     if not raw.strip():
         if optional:
             return None
