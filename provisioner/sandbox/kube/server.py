@@ -26,6 +26,7 @@ from .resources import ResourceType, lookup
 from .selectors import compile_filter
 from .status import ApiError, bad_request
 from .store import Store, WatchExpired, dumps
+from .tables import table, wants_table
 from .watch import WatchStream, expired_line
 
 Obj = dict[str, Any]
@@ -138,14 +139,18 @@ class Api:
                     url.path,
                 )
                 if verb == "watch":
-                    lines = self._watch_lines(rt, info, query)
+                    as_table = wants_table(req.headers.get("Accept", ""))
+                    lines = self._watch_lines(rt, info, query, as_table)
                     self.log.add(record._replace(status=200))
                     stream(req, lines)
                     return
                 failure = self.faults.take_write_failure(verb, info.resource, info.subresource)
                 if failure is not None:
                     raise failure
-                code, payload = self._dispatch(body, rt, info, verb, query)
+                if verb in ("get", "list") and wants_table(req.headers.get("Accept", "")):
+                    code, payload = 200, self._table(rt, info, verb, query)
+                else:
+                    code, payload = self._dispatch(body, rt, info, verb, query)
         except ApiError as exc:
             code, payload, headers = exc.code, dumps(exc.status()), exc.headers
         except Exception as exc:  # a sandbox bug must still answer like a server would
@@ -279,8 +284,26 @@ class Api:
         head = {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta}
         return dumps(head)[:-1] + b',"items":[' + items + b"]}"
 
+    def _table(
+        self, rt: ResourceType, info: RequestInfo, verb: str, query: dict[str, str]
+    ) -> bytes:
+        include = query.get("includeObject") or "Metadata"
+        if verb == "get":
+            obj = self.registry.present(rt, self.registry.get(rt, info.namespace, info.name))
+            return dumps(table(rt, [obj], obj["metadata"]["resourceVersion"], include))
+        match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
+        limit = int(query.get("limit") or 0) if (query.get("limit") or "0").isdigit() else 0
+        rv, entries, token, remaining = self.registry.list(
+            rt, info.namespace or None, match, limit=limit, continue_token=query.get("continue")
+        )
+        objs = [self.registry.present(rt, e.obj) for e in entries]
+        body = table(rt, objs, str(rv), include)
+        if token:
+            body["metadata"].update({"continue": token, "remainingItemCount": remaining})
+        return dumps(body)
+
     def _watch_lines(
-        self, rt: ResourceType, info: RequestInfo, query: dict[str, str]
+        self, rt: ResourceType, info: RequestInfo, query: dict[str, str], as_table: bool = False
     ) -> Iterable[bytes]:
         match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
         since = query.get("resourceVersion") or None
@@ -310,6 +333,7 @@ class Api:
                     bookmarks=_flag(query.get("allowWatchBookmarks")),
                     bookmark_interval=self.bookmark_interval,
                     stopping=self.stopping,
+                    table_include=(query.get("includeObject") or "Metadata") if as_table else None,
                 )
         return lines
 

@@ -19,6 +19,7 @@ from .registry import Registry
 from .resources import ResourceType
 from .status import gone_status
 from .store import Event, Store, Watcher, dumps
+from .tables import table
 
 Obj = dict[str, Any]
 
@@ -46,7 +47,9 @@ class WatchStream:
         bookmarks: bool,
         bookmark_interval: float,
         stopping: threading.Event,
+        table_include: str | None = None,
     ) -> None:
+        self._table_include = table_include
         self._store = store
         self._rt = rt
         self._watcher = watcher
@@ -73,7 +76,14 @@ class WatchStream:
                     return None
             elif not now_matches:
                 return None
-        raw = dumps(Registry.present(self._rt, obj)) if self._rt.storage else event.entry.raw()
+        if self._table_include is not None:
+            shown = Registry.present(self._rt, obj)
+            rv = shown["metadata"]["resourceVersion"]
+            raw = dumps(table(self._rt, [shown], rv, self._table_include))
+        elif self._rt.storage:
+            raw = dumps(Registry.present(self._rt, obj))
+        else:
+            raw = event.entry.raw()
         return event_line(kind, raw)
 
     def _bookmark(self) -> bytes:
