@@ -429,7 +429,14 @@ def _extra_targets(args: argparse.Namespace) -> list[HeketiTarget]:
 
 
 def audit_main(args: argparse.Namespace) -> int:
-    """Run the audit, print it; exit 0 clean, 1 problems found, 2 could not complete."""
+    """Run the audit, print it; exit 0 clean, 1 problems found, 2 could not complete.
+
+    Logs (Heketi retries, say) go to stderr at warning level: stdout carries only the
+    report, so that ``-o json`` output can be piped into a parser.
+    """
+    from provisioner.observability import configure_logging
+
+    configure_logging("auto", "warning", stream=sys.stderr)
     try:
         extra = _extra_targets(args)
     except OSError as err:
