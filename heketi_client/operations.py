@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import requests
+import structlog
 
 from heketi_client.errors import (
     HeketiError,
@@ -39,6 +40,8 @@ from heketi_client.transport import Transport
 
 MIN_STEP = 0.005
 """Shortest wait between polls once an estimate is known (seconds)."""
+
+log = structlog.get_logger("heketi_client")
 
 QUEUE_ANSWERS = frozenset({200, 204, 303, 404, 500})
 """Queue statuses that carry the operation's state rather than a failed poll."""
@@ -135,6 +138,7 @@ class OperationFollower:
         started = self._clock()
         deadline = started + self.timeout
         last_pending = started
+        polls = 0
         for delay in self.policy.delays(self.estimator.estimate(kind)):
             remaining = deadline - self._clock()
             if remaining <= 0:
@@ -145,12 +149,20 @@ class OperationFollower:
                 )
             self._sleep(min(delay, remaining))
             answer = self._poll(location, kind)
+            polls += 1
             polled = self._clock()
             if answer.status_code == 200 and "X-Pending" in answer.headers:
                 last_pending = polled
                 continue
             if answer.status_code in (204, 303, 500):
                 self.estimator.observe(kind, (last_pending + polled) / 2 - started)
+            log.debug(
+                "heketi operation ended",
+                kind=kind,
+                status=answer.status_code,
+                polls=polls,
+                seconds=round(polled - started, 3),
+            )
             return self._finish(answer, location, kind)
         raise AssertionError("PollPolicy.delays is endless")  # pragma: no cover
 

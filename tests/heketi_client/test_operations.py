@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import responses
+import structlog
 
 from heketi_client import HeketiClient, LatencyEstimator, PollPolicy, VolumeCreateRequest
 from heketi_client.errors import OperationFailed, OperationTimeout, OutcomeUnknown
@@ -40,7 +41,8 @@ def test_create_waits_through_pending_polls_then_reads_the_volume(
     done_with(heketi, wire, f"/volumes/{wire.VOL}")
     heketi.get(f"{wire.BASE}/volumes/{wire.VOL}", json=wire.volume_json())
 
-    volume = client.create_volume(VolumeCreateRequest(10, name=f"vol_{wire.VOL}"))
+    with structlog.testing.capture_logs() as logs:
+        volume = client.create_volume(VolumeCreateRequest(10, name=f"vol_{wire.VOL}"))
 
     assert volume.id == wire.VOL
     calls = [(c.request.method, c.request.path_url) for c in heketi.calls]
@@ -49,6 +51,9 @@ def test_create_waits_through_pending_polls_then_reads_the_volume(
     ]
     expected = [qsh(f"{m}&{p}") for m, p in calls]
     assert [wire.claims_of(c.request)["qsh"] for c in heketi.calls] == expected
+    (summary,) = [e for e in logs if e["event"] == "heketi operation ended"]
+    assert summary["kind"] == "volume_create" and summary["polls"] == 4
+    assert summary["status"] == 303
 
 
 def test_delete_ends_on_204(
