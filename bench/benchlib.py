@@ -1,0 +1,245 @@
+"""What every benchmark shares: the controller as a child process, waiting, figures.
+
+The controller runs as ``python -m provisioner run`` in its own process, exactly as
+in a cluster, while the test bed (Heketi simulator + Kubernetes API sandbox) runs in
+the benchmark's process. Two reasons: the controller's CPU time and peak RSS can be
+read from ``/proc/<pid>`` without the test bed's share mixed in, and the two do not
+fight over one GIL, which would make a slow test bed look like a slow controller.
+
+Benchmarks print figures; nothing here ever fails because something was slow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+CONTROLLER_USER_AGENT = "heketi-provisioner/"
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """The benchmark could not run to the end (never raised for being slow)."""
+
+
+def wait_until(probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.02) -> T:
+    """Return ``probe()``'s first truthy value; BenchError once ``timeout`` passes.
+
+    The interval only paces the polling; nothing depends on its length.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise BenchError(f"gave up after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+def load_average() -> str:
+    """The machine's load when the run ended: other people's tests share these cores."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+# -- the controller process ------------------------------------------------------------
+
+
+class ControllerProcess:
+    """``python -m provisioner run`` against a kubeconfig, with /readyz on a free port."""
+
+    def __init__(
+        self,
+        kubeconfig: str,
+        workdir: Path,
+        *,
+        workers: int | None = None,
+        heketi_concurrency: int | None = None,
+        log_level: str = "warning",
+        profile_to: str | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.log_path = workdir / "controller.log"
+        command = [
+            sys.executable, "-m", "provisioner", "run",
+            "--kubeconfig", kubeconfig,
+            "--metrics-address", f"127.0.0.1:{self.port}",
+            "--log-format", "json",
+            "--log-level", log_level,
+        ]  # fmt: skip
+        if workers is not None:
+            command += ["--workers", str(workers)]
+        if heketi_concurrency is not None:
+            command += ["--heketi-concurrency", str(heketi_concurrency)]
+        if profile_to:
+            # py-spy samples from outside: the controller runs unmodified.
+            command = ["py-spy", "record", "--rate", "200", "-o", profile_to, "--", *command]
+        self.command = command
+        self.started = 0.0
+        self._log = self.log_path.open("wb")
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        self.profiled = profile_to is not None
+
+    @property
+    def pid(self) -> int:
+        """The controller's pid (under py-spy, the child py-spy started)."""
+        if not self.profiled:
+            return self.process.pid
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        found = wait_until(
+            lambda: children.read_text().split(), timeout=10, what="the profiled controller"
+        )
+        return int(found[0])
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return int(r.status), r.read()
+        except urllib.error.HTTPError as err:
+            return int(err.code), b""
+        except OSError:
+            return 0, b""
+
+    def wait_ready(self, timeout: float) -> float:
+        """Seconds from process start until /readyz answered 200."""
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise BenchError(f"the controller exited early; see {self.log_path}")
+            return self._get("/readyz")[0] == 200
+
+        wait_until(ready, timeout=timeout, what="/readyz", interval=0.01)
+        return time.monotonic() - self.started
+
+    def metric(self, name: str) -> float | None:
+        """One unlabelled sample from /metrics (e.g. the work queue depth)."""
+        status, body = self._get("/metrics")
+        if status != 200:
+            return None
+        for line in body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the controller process so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM: the most resident memory the process has had, in MiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise BenchError("no VmHWM in /proc status")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM (SIGINT for py-spy, which then writes its profile), then wait."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT if self.profiled else signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+        return self.process.returncode
+
+    def __enter__(self) -> ControllerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- counting what the controller asked for ---------------------------------------------
+
+
+def controller_writes(records: Iterable[Any]) -> dict[str, int]:
+    """Kubernetes writes by the controller's user agent, per ``verb resource``."""
+    counts: dict[str, int] = {}
+    for r in records:
+        if r.verb in WRITE_VERBS and r.user_agent.startswith(CONTROLLER_USER_AGENT):
+            key = f"{r.verb} {r.resource}"
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def heketi_breakdown(records: Iterable[Any]) -> dict[str, int]:
+    """Heketi requests split into creates (POST), polls (queue), reads (other GETs)."""
+    out = {"create": 0, "delete": 0, "polls": 0, "reads": 0, "other": 0, "throttled": 0}
+    for r in records:
+        if r.status == 429:
+            out["throttled"] += 1
+        if r.route.startswith("/queue"):
+            out["polls"] += 1
+        elif r.method == "POST":
+            out["create"] += 1
+        elif r.method == "DELETE":
+            out["delete"] += 1
+        elif r.method == "GET":
+            out["reads"] += 1
+        else:
+            out["other"] += 1
+    return out
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+def emit(title: str, figures: dict[str, Any], targets: dict[str, str], as_json: bool) -> None:
+    """JSON (fixed keys) or a readable table with each target next to its figure."""
+    if as_json:
+        print(json.dumps(figures, indent=2, sort_keys=False))
+        return
+    print(title)
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else json.dumps(value)
+        target = targets.get(key, "")
+        print(f"  {key:<{width}}  {shown:>12}  {target}")
+
+
+def rounded(figures: dict[str, Any], digits: int = 4) -> dict[str, Any]:
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+@contextlib.contextmanager
+def timed(out: dict[str, float], key: str) -> Any:
+    started = time.monotonic()
+    yield
+    out[key] = time.monotonic() - started

@@ -1,0 +1,189 @@
+"""Throughput: N claims created at once, how close to Heketi's own limit do we get?
+
+Heketi runs at most K operations at once and each takes L seconds here, so no
+provisioner can bind N claims faster than ceil(N/K)·L (``lower_bound_seconds``);
+``ratio`` is that bound over the time we took (1.0 = perfect). Per claim, it also
+counts what the controller asked of the Kubernetes API (writes, by its user agent)
+and of Heketi (creates, queue polls, reads), and the 429s Heketi answered.
+
+    python bench/throughput.py --claims 500 --heketi-latency 0.2 --heketi-inflight 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchlib import (
+    BenchError,
+    ControllerProcess,
+    controller_writes,
+    emit,
+    heketi_breakdown,
+    load_average,
+    percentile,
+    rounded,
+    wait_until,
+)
+from fixtures import ADMIN_KEY, NAMESPACE, claim_body, start_test_bed
+from loadgen import run_loadgen
+
+from provisioner.sandbox.kube.resources import by_plural
+
+TARGETS = {
+    "ratio": "target >= 0.90 (N=500, L=0.2, K=8)",
+    "kube_writes_per_claim": "target <= 5",
+    "heketi_requests_per_claim": "target <= 3 + polls",
+    "heketi_non_poll_requests_per_claim": "target <= 3",
+    "throttled": "target 0 at the default concurrency",
+}
+
+
+class BoundWatch:
+    """When each claim became Bound, seen on the sandbox's own change feed (no HTTP)."""
+
+    def __init__(self, kube: Any) -> None:
+        self.storage = by_plural("persistentvolumeclaims").storage_key
+        self.bound: dict[str, float] = {}
+        self._lock = threading.Lock()
+        kube.store.add_listener(self._on_change)
+
+    def _on_change(self, storage: str, event: Any) -> None:
+        if storage != self.storage:
+            return
+        obj = event.entry.obj
+        if (obj.get("status") or {}).get("phase") == "Bound":
+            name = obj["metadata"]["name"]
+            with self._lock:
+                self.bound.setdefault(name, time.monotonic())
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.bound)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    bed = start_test_bed(
+        workdir,
+        volumes=args.claims,
+        latency=args.heketi_latency,
+        max_inflight=args.heketi_inflight,
+    )
+    controller: ControllerProcess | None = None
+    try:
+        controller = ControllerProcess(
+            str(bed.kube.kubeconfig_path),
+            workdir,
+            workers=args.workers,
+            heketi_concurrency=args.heketi_concurrency,
+            profile_to=args.profile_controller,
+        )
+        controller.wait_ready(timeout=60)
+        watch = BoundWatch(bed.kube)
+        bed.heketi.reset_requests()
+        bed.kube.clear_request_log()
+        cpu_before = controller.cpu_seconds()
+        created: dict[str, float] = {}
+        first = time.monotonic()
+        for i in range(args.claims):
+            name = f"claim-{i:05d}"
+            created[name] = time.monotonic()
+            bed.kube.create_object("persistentvolumeclaims", claim_body(name), NAMESPACE)
+        deadline = 120 + 10 * math.ceil(args.claims / args.heketi_inflight) * args.heketi_latency
+        wait_until(
+            lambda: watch.count() >= args.claims,
+            timeout=deadline,
+            what=f"{args.claims} claims to be Bound",
+            interval=0.01,
+        )
+        cpu = controller.cpu_seconds() - cpu_before
+        bound = dict(watch.bound)
+        total = max(bound[n] for n in created) - first
+        latencies = [bound[n] - created[n] for n in created]
+        writes = controller_writes(bed.kube.request_log)
+        heketi = heketi_breakdown(bed.heketi.requests)
+        rss = controller.peak_rss_mb()
+        controller.stop()
+        capacity = run_loadgen(
+            str(bed.kube.kubeconfig_path), bed.heketi.url, ADMIN_KEY, seconds=args.probe_seconds
+        )
+    except BaseException:
+        print(f"controller log kept in {workdir}", file=sys.stderr)
+        raise
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    finally:
+        if controller is not None:
+            controller.stop()
+        bed.stop()
+
+    n = args.claims
+    lower = math.ceil(n / args.heketi_inflight) * args.heketi_latency
+    heketi_total = sum(v for k, v in heketi.items() if k != "throttled")
+    return rounded(
+        {
+            "claims": n,
+            "total_seconds": total,
+            "lower_bound_seconds": lower,
+            "ratio": lower / total if total > 0 else 0.0,
+            "bound_seconds_p50": percentile(latencies, 50),
+            "bound_seconds_p99": percentile(latencies, 99),
+            "kube_writes_per_claim": sum(writes.values()) / n,
+            "kube_writes": writes,
+            "heketi_requests_per_claim": heketi_total / n,
+            "heketi_non_poll_requests_per_claim": (heketi_total - heketi["polls"]) / n,
+            "heketi_creates_per_claim": heketi["create"] / n,
+            "heketi_polls_per_claim": heketi["polls"] / n,
+            "heketi_reads_per_claim": heketi["reads"] / n,
+            "throttled": heketi["throttled"],
+            "controller_cpu_seconds": cpu,
+            "controller_peak_rss_mb": rss,
+            "heketi_latency": args.heketi_latency,
+            "heketi_inflight": args.heketi_inflight,
+            "workers": args.workers if args.workers is not None else "default",
+            "heketi_concurrency": (
+                args.heketi_concurrency if args.heketi_concurrency is not None else "default"
+            ),
+            "sandbox_kube_writes_per_second": capacity["kube_writes_per_second"],
+            "sandbox_heketi_requests_per_second": capacity["heketi_requests_per_second"],
+            "load_average": load_average(),
+        }
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--claims", type=int, default=500, help="claims created at once")
+    parser.add_argument("--heketi-latency", type=float, default=0.2, help="seconds per operation")
+    parser.add_argument("--heketi-inflight", type=int, default=8, help="Heketi's in-flight limit")
+    parser.add_argument("--workers", type=int, help="controller --workers (default: its own)")
+    parser.add_argument(
+        "--heketi-concurrency", type=int, help="controller --heketi-concurrency (default: its own)"
+    )
+    parser.add_argument(
+        "--probe-seconds", type=float, default=2.0, help="length of each sandbox capacity probe"
+    )
+    parser.add_argument("--profile-controller", metavar="SVG", help="record it with py-spy")
+    parser.add_argument("--json", action="store_true", help="print JSON with fixed keys")
+    args = parser.parse_args()
+    if args.claims < 1 or args.heketi_inflight < 1 or args.heketi_latency < 0:
+        parser.error("--claims and --heketi-inflight must be >= 1, --heketi-latency >= 0")
+    try:
+        figures = run(args)
+    except BenchError as err:
+        print(f"benchmark could not finish: {err}")
+        return 2
+    emit(f"throughput: {args.claims} claims at once", figures, TARGETS, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
