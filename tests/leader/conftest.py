@@ -97,8 +97,8 @@ class Electors:
         **kwargs: Any,
     ) -> tuple[LeaderElector, Callbacks]:
         callbacks = Callbacks()
-        kwargs.setdefault("lease_duration", 1.0)
-        kwargs.setdefault("renew_deadline", 0.8)
+        kwargs.setdefault("lease_duration", 2.0)
+        kwargs.setdefault("renew_deadline", 1.5)
         kwargs.setdefault("retry_period", 0.1)
         elector = LeaderElector(
             self.api(),

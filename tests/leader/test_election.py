@@ -49,7 +49,7 @@ def test_first_candidate_creates_the_lease(sandbox: KubeSandbox, electors: Elect
     assert elector.is_leader()
     spec = lease(sandbox)["spec"]
     assert spec["holderIdentity"] == "replica-a"
-    assert spec["leaseDurationSeconds"] == 1
+    assert spec["leaseDurationSeconds"] == 2
     assert spec["leaseTransitions"] == 0
     assert MICRO_TIME.fullmatch(spec["acquireTime"])
     assert MICRO_TIME.fullmatch(spec["renewTime"])
