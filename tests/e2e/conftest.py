@@ -233,6 +233,23 @@ def cluster_factory(tmp_path: Any) -> Iterator[Callable[..., Cluster]]:
         cluster.stack.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: Any) -> Iterator[Cluster]:
+    """One stack for a module of tests that do not disturb each other (e.g. a table)."""
+    stack = SandboxStack(
+        StackOptions(
+            kubeconfig_out=str(tmp_path_factory.mktemp("kube") / "kubeconfig"),
+            heketi_admin_key=ADMIN_KEY,
+            settings=FAST,
+        )
+    )
+    stack.start()
+    try:
+        yield Cluster(stack, FAST)
+    finally:
+        stack.stop()
+
+
 @pytest.fixture
 def cluster(cluster_factory: Callable[..., Cluster]) -> Cluster:
     return cluster_factory()
