@@ -34,27 +34,47 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from provisioner.kubeapi import KubeAPI, KubeAPIError, KubeConflict, KubeNotFound, KubeObject
 
-__all__ = ["LeaderElector", "micro_time"]
+__all__ = ["LeaderElector", "holder_identity", "lease_name", "micro_time"]
 
 log = logging.getLogger(__name__)
 
 RESOURCE = "leases"
 _MIN_REQUEST_TIMEOUT = 0.2
 """Below this a request cannot even connect; the deadline check then decides."""
+_NOT_IN_NAME = re.compile(r"[^a-z0-9.-]+")
 
 
 def micro_time(moment: datetime | None = None) -> str:
     """A Kubernetes ``MicroTime``: ``2026-11-21T23:40:00.000000Z`` (UTC, microseconds)."""
     moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def lease_name(provisioner_name: str) -> str:
+    """The Lease name for a provisioner name, as the Go external-provisioner library
+    derives it (``gluster.org/heketi`` -> ``gluster.org-heketi``), so that replicas
+    serving one name share one Lease and different names never do."""
+    name = _NOT_IN_NAME.sub("-", provisioner_name.lower()).strip("-.")
+    if not name:
+        raise ValueError(f"no Lease name can be made from {provisioner_name!r}")
+    return name[:253]
+
+
+def holder_identity(pod_name: str | None = None) -> str:
+    """``<pod or host>_<random>``: readable in ``kubectl get lease``, and unique even
+    when a restarted pod keeps its name (a restart must not inherit the old term)."""
+    return f"{pod_name or socket.gethostname()}_{uuid.uuid4()}"
 
 
 def _spec(lease: KubeObject | None) -> dict[str, Any]:

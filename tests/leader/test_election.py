@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from provisioner.kubeapi import KubeAPI, load_api_client
-from provisioner.leader import LeaderElector, micro_time
+from provisioner.leader import LeaderElector, holder_identity, lease_name, micro_time
 from provisioner.sandbox.kube import KubeSandbox
 
 from .conftest import LEASE, NAMESPACE, WAIT, Electors, LeaseWrites, lease
@@ -187,3 +187,28 @@ def test_an_elector_starts_once(electors: Electors) -> None:
     a, _ = electors.make("replica-a")
     with pytest.raises(RuntimeError):
         a.start()
+
+
+@pytest.mark.parametrize(
+    ("provisioner", "expected"),
+    [
+        ("gluster.org/heketi", "gluster.org-heketi"),
+        ("kubernetes.io/glusterfs", "kubernetes.io-glusterfs"),
+        ("Example.COM/My_Provisioner", "example.com-my-provisioner"),
+    ],
+)
+def test_lease_name_follows_the_go_library(provisioner: str, expected: str) -> None:
+    assert lease_name(provisioner) == expected
+
+
+def test_lease_name_needs_something_usable() -> None:
+    with pytest.raises(ValueError):
+        lease_name("//")
+
+
+def test_holder_identity_is_readable_and_unique() -> None:
+    first, second = holder_identity("heketi-provisioner-7c9f-abcde"), holder_identity("x")
+    assert first.startswith("heketi-provisioner-7c9f-abcde_")
+    assert first != holder_identity("heketi-provisioner-7c9f-abcde")
+    assert second.startswith("x_")
+    assert holder_identity()  # falls back to the host name
