@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import math
 import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from provisioner.objects import (
 )
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
+from provisioner.sandbox.kube.resources import by_plural
 
 Obj = dict[str, Any]
 
@@ -193,3 +196,26 @@ def preload_bound(bed: TestBed, count: int) -> BoundSet:
     bed.kube.preload("endpoints", bound.endpoints)
     bed.kube.preload("services", bound.services)
     return bound
+
+
+class BoundWatch:
+    """When each claim became Bound, seen on the sandbox's own change feed (no HTTP)."""
+
+    def __init__(self, kube: Any) -> None:
+        self.storage = by_plural("persistentvolumeclaims").storage_key
+        self.bound: dict[str, float] = {}
+        self._lock = threading.Lock()
+        kube.store.add_listener(self._on_change)
+
+    def _on_change(self, storage: str, event: Any) -> None:
+        if storage != self.storage:
+            return
+        obj = event.entry.obj
+        if (obj.get("status") or {}).get("phase") == "Bound":
+            name = obj["metadata"]["name"]
+            with self._lock:
+                self.bound.setdefault(name, time.monotonic())
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.bound)

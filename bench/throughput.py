@@ -16,7 +16,6 @@ import math
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,8 @@ from benchlib import (
     rounded,
     wait_until,
 )
-from fixtures import ADMIN_KEY, NAMESPACE, claim_body, start_test_bed
+from fixtures import ADMIN_KEY, NAMESPACE, BoundWatch, claim_body, start_test_bed
 from loadgen import run_loadgen
-
-from provisioner.sandbox.kube.resources import by_plural
 
 TARGETS = {
     "ratio": "target >= 0.90 (N=500, L=0.2, K=8)",
@@ -44,29 +41,6 @@ TARGETS = {
     "heketi_non_poll_requests_per_claim": "target <= 3",
     "throttled": "target 0 at the default concurrency",
 }
-
-
-class BoundWatch:
-    """When each claim became Bound, seen on the sandbox's own change feed (no HTTP)."""
-
-    def __init__(self, kube: Any) -> None:
-        self.storage = by_plural("persistentvolumeclaims").storage_key
-        self.bound: dict[str, float] = {}
-        self._lock = threading.Lock()
-        kube.store.add_listener(self._on_change)
-
-    def _on_change(self, storage: str, event: Any) -> None:
-        if storage != self.storage:
-            return
-        obj = event.entry.obj
-        if (obj.get("status") or {}).get("phase") == "Bound":
-            name = obj["metadata"]["name"]
-            with self._lock:
-                self.bound.setdefault(name, time.monotonic())
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.bound)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
