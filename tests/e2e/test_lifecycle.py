@@ -155,3 +155,11 @@ def test_claim_deleted_while_the_create_is_in_flight(cluster: Cluster) -> None:
     cluster.wait_for(lambda: cluster.get("persistentvolumes", pv_name) is None, what="PV gone")
     assert cluster.sim.volumes() == []
     assert cluster.heketi_counts()["POST /volumes 202"] == 1
+
+
+def test_secret_wins_over_restuserkey_and_restuserkey_works_alone(cluster: Cluster) -> None:
+    with_both = cluster.storage_class(restuserkey="not-the-key")  # Secret has the right key
+    alone = cluster.storage_class(secret=None, restuserkey="e2e-admin-key-0123456789abcdef")
+    for sc in (with_both, alone):
+        cluster.bound_pv(cluster.claim(sc))
+    assert len(cluster.sim.volumes()) == 2
