@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import threading
 from collections.abc import Iterable
@@ -135,7 +136,7 @@ class KubeSandbox:
     def list_objects(self, resource: str, namespace: str | None = None) -> list[Obj]:
         rt = by_plural(resource)
         _, entries = self.store.snapshot(rt.storage_key, namespace or None)
-        return [copy_obj(e.obj) for e in entries]
+        return [json.loads(e.raw()) for e in entries]  # the cached JSON doubles as a copy
 
     def create_object(self, resource: str, body: Obj, namespace: str | None = None) -> Obj:
         """Create through the same rules as a POST (validation, admission)."""
