@@ -29,8 +29,12 @@ and marks the gid of *every* volume there as used in every class on that server,
 before any worker allocates. That is conservative (a gid another class's volume
 holds is skipped too), which costs nothing but a gap in the numbering. If Heketi is
 unreachable during ``prepare``, the server stays flagged and the first allocation on
-it builds the index first. A crash that leaves a volume *and* no pending claim (the
-claim was deleted meanwhile) is not covered: that volume is an orphan in Heketi.
+it builds the index first. Two gaps remain, both narrow: a crash that leaves a volume
+*and* no pending claim (the claim was deleted meanwhile) leaves an orphan in Heketi
+that no PV and no index accounts for; and a create the dead process left *in flight*
+is hidden by Heketi until it finishes, so an index built during that window misses
+its gid. Leader election makes the second unlikely: a successor starts only after the
+old lease expires, by which time such a create has usually finished.
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ class GlusterProvisioner:
         for claim in claims:
             if (claim.get("spec") or {}).get("volumeName"):
                 continue
-            class_name = storage_class_name(claim)
+            class_name = storage_class_name(claim) or ""
             storage_class = self.class_lookup(class_name) if class_name else None
             if not storage_class or storage_class.get("provisioner") != self.provisioner_name:
                 continue

@@ -156,3 +156,28 @@ def test_concurrency_towards_heketi_is_capped(world: World) -> None:
     assert len(world.sim.volumes()) == 8
     assert len({pv["metadata"]["annotations"][ANN_GID] for pv in pvs}) == 8
     assert not any(key.endswith(" 429") for key in world.counts())
+
+
+def test_the_key_never_reaches_a_log_record(
+    world: World, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    gluster = world.provisioner()
+    sc = world.storage_class()
+    world.sim.faults.lose_result_next("volume_create")
+    with pytest.raises(ProvisionError):
+        gluster.provision(world.claim(sc), sc)
+    claim = world.claim(sc)
+    pv = gluster.provision(claim, sc)
+    gluster.delete(pv)
+    bad = world.storage_class(secret=world.secret(key="wrong-" + ADMIN_KEY))
+    with pytest.raises(ProvisionError):
+        gluster.provision(world.claim(bad), bad)
+
+    assert caplog.records  # something was logged, so the check below means something
+    text = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
+    printed = capsys.readouterr()  # structlog renders to the console directly
+    assert "heketi request" in printed.out + printed.err
+    assert ADMIN_KEY not in text + printed.out + printed.err
