@@ -254,3 +254,43 @@ def test_events_visible_through_events_v1(kube, api_client, storage, core, bodie
     legacy = core.read_namespaced_event("mine", "default")
     assert legacy.message == "done"
     assert legacy.involved_object.name == "c"
+
+
+def test_static_binding_picks_smallest_matching_available_volume(kube, core, bodies) -> None:
+    for name, size in (("big", "10Gi"), ("small", "2Gi"), ("tiny", "1Gi")):
+        core.create_persistent_volume(bodies.volume(name, size=size, storage_class=""))
+    rwx = bodies.volume("rwx", size="2Gi", storage_class="")
+    rwx["spec"]["accessModes"] = ["ReadWriteMany"]
+    core.create_persistent_volume(rwx)
+    core.create_namespaced_persistent_volume_claim(
+        "default", bodies.claim("c", size="1500Mi", storageClassName="")
+    )
+    claim = _claim(kube)
+    assert claim["spec"]["volumeName"] == "small"
+    assert claim["status"]["capacity"] == {"storage": "2Gi"}
+    volume = kube.get_object("persistentvolumes", None, "small")
+    assert volume["spec"]["claimRef"]["name"] == "c"
+    assert volume["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"] == "yes"
+    assert kube.get_object("persistentvolumes", None, "tiny")["status"]["phase"] == "Available"
+
+
+def test_static_binding_honours_selector_and_class(kube, core, bodies) -> None:
+    labelled = bodies.volume("labelled", storage_class="")
+    labelled["metadata"]["labels"] = {"tier": "gold"}
+    core.create_persistent_volume(bodies.volume("plain", storage_class=""))
+    core.create_persistent_volume(bodies.volume("classy", storage_class="other"))
+    core.create_persistent_volume(labelled)
+    selector = {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["gold"]}]}
+    core.create_namespaced_persistent_volume_claim(
+        "default", bodies.claim("c", storageClassName="", selector=selector)
+    )
+    assert _claim(kube)["spec"]["volumeName"] == "labelled"
+
+
+def test_static_binding_waits_for_a_volume_to_appear(kube, core, bodies) -> None:
+    core.create_namespaced_persistent_volume_claim(
+        "default", bodies.claim("c", storageClassName="")
+    )
+    assert _claim(kube)["status"]["phase"] == "Pending"
+    core.create_persistent_volume(bodies.volume("late", storage_class=""))
+    assert _claim(kube)["spec"]["volumeName"] == "late"

@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import validation
-from .control_plane import SELECTED_NODE, ControlPlane
+from .control_plane import ControlPlane
 from .faults import Faults
 from .kubeconfig import write_kubeconfig
+from .pv_controller import SELECTED_NODE
 from .registry import Registry, copy_obj, now
 from .request_log import RequestLog, RequestRecord
 from .resources import by_plural
