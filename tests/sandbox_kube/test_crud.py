@@ -193,3 +193,53 @@ def test_bearer_token_required_when_configured() -> None:
         names = [n.metadata.name for n in client.CoreV1Api(api).list_namespace().items]
         assert "default" in names
         api.close()
+
+
+def test_create_resets_volume_status(raw, bodies) -> None:
+    body = bodies.volume("pv")
+    body["status"] = {"phase": "Bound"}
+    status, made = raw("POST", "/api/v1/persistentvolumes", body)
+    assert status == 201
+    assert made["status"] == {"phase": "Pending"}
+
+
+def test_dry_run_is_refused_rather_than_applied(raw, kube: KubeSandbox) -> None:
+    status, _ = raw(
+        "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "d"}},
+        query=[("dryRun", "All")],
+    )  # fmt: skip
+    assert status == 400
+    assert kube.get_object("configmaps", "default", "d") is None
+
+
+def test_concurrent_writers_get_unique_increasing_versions(kube: KubeSandbox, core) -> None:
+    import threading
+
+    from kubernetes import watch
+
+    rv = core.list_namespaced_config_map("default").metadata.resource_version
+    errors: list[Exception] = []
+
+    def writer(k: int) -> None:
+        try:
+            for i in range(25):
+                core.create_namespaced_config_map("default", {"metadata": {"name": f"w{k}-{i}"}})
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    versions = []
+    stream = watch.Watch()
+    for event in stream.stream(
+        core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=10
+    ):
+        versions.append(int(event["raw_object"]["metadata"]["resourceVersion"]))
+        if len(versions) == 100:
+            stream.stop()
+    assert versions == sorted(set(versions))
+    assert len(versions) == 100

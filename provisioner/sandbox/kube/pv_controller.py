@@ -100,6 +100,16 @@ class PVController:
                     items.append(("pvc", meta["namespace"], claim))
         return items
 
+    # The indexes change under the store lock (in ``observe``); read them under it too.
+
+    def _volumes_claiming(self, namespace: str, name: str) -> list[str]:
+        with self._store.lock:
+            return sorted(self._pv_by_claim.get((namespace, name), ()))
+
+    def _unclaimed_volumes(self) -> list[str]:
+        with self._store.lock:
+            return sorted(self._unclaimed)
+
     def sync_unbound_claims(self) -> None:
         _, entries = self._store.snapshot("persistentvolumeclaims")
         for entry in entries:
@@ -112,7 +122,7 @@ class PVController:
     def sync_claim(self, namespace: str, name: str) -> None:
         claim = self._store.get("persistentvolumeclaims", namespace, name)
         if claim is None:
-            for pv_name in sorted(self._pv_by_claim.get((namespace, name), ())):
+            for pv_name in self._volumes_claiming(namespace, name):
                 self.sync_volume(pv_name)
             return
         meta, spec = claim["metadata"], claim.get("spec") or {}
@@ -137,7 +147,7 @@ class PVController:
             if ref is None or _ref_matches(ref, claim):
                 self._bind(pv, claim)
             return
-        for pv_name in sorted(self._pv_by_claim.get((namespace, name), ())):
+        for pv_name in self._volumes_claiming(namespace, name):
             pv = self._store.get("persistentvolumes", "", pv_name)
             if pv is not None and _ref_matches(pv["spec"]["claimRef"], claim):
                 self._bind(pv, claim)
@@ -165,7 +175,7 @@ class PVController:
         modes = set(spec.get("accessModes") or [])
         selector = spec.get("selector") or {}
         best: tuple[Decimal, str, Obj] | None = None
-        for name in sorted(self._unclaimed):
+        for name in self._unclaimed_volumes():
             pv = self._store.get("persistentvolumes", "", name)
             if pv is None or pv["metadata"].get("deletionTimestamp"):
                 continue

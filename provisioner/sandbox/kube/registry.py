@@ -187,6 +187,8 @@ class Registry:
             meta.pop(field, None)
         if rt.plural == "secrets":
             validation.decode_secret_data(obj)
+        if rt.plural in ("persistentvolumes", "persistentvolumeclaims"):
+            obj.pop("status", None)  # the API server resets it on create (phase Pending)
         validation.apply_defaults(rt, obj)
         with self.store.lock:
             if not meta.get("name") and meta.get("generateName"):

@@ -144,6 +144,8 @@ class Api:
                     self.log.add(record._replace(status=200))
                     stream(req, lines)
                     return
+                if query.get("dryRun"):
+                    raise bad_request("dryRun is not supported by the sandbox")
                 failure = self.faults.take_write_failure(verb, info.resource, info.subresource)
                 if failure is not None:
                     raise failure
