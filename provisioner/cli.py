@@ -20,6 +20,7 @@ from provisioner.config import Settings
 
 if TYPE_CHECKING:
     from provisioner.controller import Controller
+    from provisioner.leader import LeaderElector
 
 ENV_PREFIX = "HEKETI_PROVISIONER_"
 _TRUE = {"1", "true", "yes", "on"}
@@ -120,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=Settings().shutdown_grace,
         help="seconds in-flight work may take after SIGTERM",
     )
+    _switch(run, "--no-leader-election", help="do not take the Lease (single replica only)")
+
+    from provisioner.audit import add_audit_arguments
+
+    audit = sub.add_parser("audit", help="compare Heketi volumes with PVs; read-only")
+    add_audit_arguments(audit)
 
     box = sub.add_parser(
         "sandbox",
@@ -191,20 +198,66 @@ def build_controller(settings: Settings) -> Controller:
     return Controller(kube, provisioner, settings, caches=caches)
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, *, leader_election: bool = True) -> int:
     from provisioner.observability import start_health_server
 
     stop = _stop_on_signals()
     controller = build_controller(settings)
-    health = start_health_server(
-        settings.metrics_address, metrics=controller.metrics, ready=controller.ready
-    )
-    controller.start()
+    lost = threading.Event()
+    elector = None if not leader_election else _elector(controller, settings, stop, lost)
+
+    def ready() -> bool:
+        # A standby is ready by design: a rollout waits for Ready pods, and only one
+        # replica can ever lead.
+        if elector is None or elector.is_leader():
+            return controller.ready()
+        return not stop.is_set()
+
+    health = start_health_server(settings.metrics_address, metrics=controller.metrics, ready=ready)
+    if elector is None:
+        controller.start()
+    else:
+        elector.start()
     stop.wait()
-    finished = controller.stop(settings.shutdown_grace)
+    # Lost the Lease: another replica may already be working, stop at once.
+    lost_lease = lost.is_set()  # release() below ends leadership too: decide now
+    finished = controller.stop(0.0 if lost_lease else settings.shutdown_grace)
+    if elector is not None:
+        elector.release()
     if health is not None:
         health.stop()
-    return 0 if finished else 1
+    return 0 if finished and not lost_lease else 1
+
+
+def _elector(
+    controller: Controller, settings: Settings, stop: threading.Event, lost: threading.Event
+) -> LeaderElector:
+    """Start the controller when elected; on losing the Lease, exit (the pod restarts
+    as a standby), as client-go users do."""
+    from provisioner.leader import LeaderElector, holder_identity, lease_name
+
+    def start_in_background() -> None:  # callbacks must return at once
+        def start() -> None:
+            try:
+                controller.start()
+            except Exception:
+                stop.set()
+                raise
+
+        threading.Thread(target=start, name="controller-start", daemon=True).start()
+
+    def step_down() -> None:
+        lost.set()
+        stop.set()
+
+    return LeaderElector(
+        controller.kube,
+        namespace=os.environ.get("POD_NAMESPACE") or "default",
+        name=lease_name(settings.provisioner_name),
+        identity=holder_identity(os.environ.get("POD_NAME")),
+        on_started_leading=start_in_background,
+        on_stopped_leading=step_down,
+    )
 
 
 def sandbox(args: argparse.Namespace, settings: Settings) -> int:
@@ -252,11 +305,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "audit":
+        from provisioner.audit import audit_main
+
+        return audit_main(args)
     from provisioner.observability import configure_logging
 
     settings = settings_from(args)
     if args.command == "run":
         configure_logging(settings.log_format, settings.log_level)
-        return run(settings)
+        return run(settings, leader_election=not args.no_leader_election)
     configure_logging(settings.log_format, settings.log_level, stream=sys.stderr)
     return sandbox(args, settings)
