@@ -14,6 +14,46 @@ from .status import REASONS, ApiError
 from .store import Store
 
 
+class Hold:
+    """One held request: ``reached`` is set when it arrives, and it waits for ``release``.
+
+    Lets a test stop a client at an exact step of its work (e.g. "the PV create was
+    sent", or with ``after_effect`` "the PV is saved but the answer not yet received"),
+    do something there (kill the client), and then let the request go on or fail.
+    """
+
+    def __init__(self, after_effect: bool) -> None:
+        self.after_effect = after_effect
+        self.reached = threading.Event()
+        self._released = threading.Event()
+        self._proceed = True
+
+    def wait_reached(self, timeout: float) -> bool:
+        return self.reached.wait(timeout)
+
+    def release(self, *, proceed: bool = True) -> None:
+        """Let the request go on; ``proceed=False`` answers 503 without applying it
+        (only meaningful without ``after_effect``)."""
+        self._proceed = proceed
+        self._released.set()
+
+    def block(self, stopping: threading.Event) -> bool:
+        """Called by the server: signal arrival, wait for release (or the server's
+        stop); True if the request should go on."""
+        self.reached.set()
+        while not self._released.wait(0.1):
+            if stopping.is_set():
+                return False
+        return self._proceed
+
+
+@dataclass
+class _WriteHold:
+    resource: str
+    verbs: frozenset[str]
+    hold: Hold
+
+
 @dataclass
 class _WriteFailure:
     resource: str
@@ -29,6 +69,7 @@ class Faults:
         self._lock = threading.Lock()
         self._write_failures: list[_WriteFailure] = []
         self._expire: list[str | None] = []
+        self._holds: list[_WriteHold] = []
         self.latency: float = 0.0
 
     def drop_watches(self) -> int:
@@ -57,11 +98,32 @@ class Faults:
         with self._lock:
             self._write_failures.append(_WriteFailure(resource, count, status, message, chosen))
 
+    def hold_next_write(
+        self,
+        resource: str,
+        *,
+        verbs: set[str] | frozenset[str] | list[str] | None = None,
+        after_effect: bool = False,
+    ) -> Hold:
+        """Hold the next write (RBAC verb) to ``resource`` until ``Hold.release()``.
+
+        Without ``after_effect`` the request waits before it is applied; with it, it
+        is applied and only the answer waits. Matching as in ``fail_next_writes``.
+        """
+        chosen = frozenset(verbs) if verbs is not None else WRITE_VERBS
+        hold = Hold(after_effect)
+        with self._lock:
+            self._holds.append(_WriteHold(resource, chosen, hold))
+        return hold
+
     def clear(self) -> None:
         with self._lock:
             self._write_failures.clear()
             self._expire.clear()
+            holds, self._holds = self._holds, []
             self.latency = 0.0
+        for armed in holds:  # not reached yet: nothing may wait on them later
+            armed.hold.release()
 
     # -- consulted by the server ----------------------------------------------
 
@@ -82,6 +144,15 @@ class Faults:
                         details=details,
                         headers=headers,
                     )
+        return None
+
+    def take_write_hold(self, verb: str, resource: str, subresource: str) -> Hold | None:
+        full = f"{resource}/{subresource}" if subresource else resource
+        with self._lock:
+            for armed in self._holds:
+                if armed.resource in (resource, full) and verb in armed.verbs:
+                    self._holds.remove(armed)
+                    return armed.hold
         return None
 
     def take_watch_expiry(self, resource: str) -> bool:

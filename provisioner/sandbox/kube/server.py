@@ -149,10 +149,15 @@ class Api:
                 failure = self.faults.take_write_failure(verb, info.resource, info.subresource)
                 if failure is not None:
                     raise failure
+                hold = self.faults.take_write_hold(verb, info.resource, info.subresource)
+                if hold is not None and not hold.after_effect and not hold.block(self.stopping):
+                    raise ApiError(503, "held request abandoned (injected)")
                 if verb in ("get", "list") and wants_table(req.headers.get("Accept", "")):
                     code, payload = 200, self._table(rt, info, verb, query)
                 else:
                     code, payload = self._dispatch(body, rt, info, verb, query)
+                if hold is not None and hold.after_effect:
+                    hold.block(self.stopping)
         except ApiError as exc:
             code, payload, headers = exc.code, dumps(exc.status()), exc.headers
         except Exception as exc:  # a sandbox bug must still answer like a server would
