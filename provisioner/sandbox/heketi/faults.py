@@ -53,6 +53,39 @@ class Hang:
     after_effect: bool
 
 
+class Hold:
+    """One held request: ``reached`` is set when it arrives; it waits for ``release``.
+
+    Unlike `Hang`, the test decides when the request goes on, and learns when it got
+    there: enough to kill a client at an exact step ("POST /volumes sent, not yet
+    accepted") and then choose what Heketi does with the orphaned request.
+    """
+
+    def __init__(self, after_effect: bool) -> None:
+        self.after_effect = after_effect
+        self.reached = threading.Event()
+        self._released = threading.Event()
+        self._proceed = True
+
+    def wait_reached(self, timeout: float) -> bool:
+        return self.reached.wait(timeout)
+
+    def release(self, *, proceed: bool = True) -> None:
+        """Let the request go on; ``proceed=False`` closes the connection without
+        handling it (only meaningful without ``after_effect``)."""
+        self._proceed = proceed
+        self._released.set()
+
+    def block(self, wake: threading.Event) -> bool:
+        """Called by the server: signal arrival, wait for release (or stop/down);
+        True if the request should go on."""
+        self.reached.set()
+        while not self._released.wait(0.1):
+            if wake.is_set():
+                return False
+        return self._proceed
+
+
 @dataclass(frozen=True)
 class RequestFaults:
     """What to do to one request; every field may be absent."""
@@ -60,6 +93,7 @@ class RequestFaults:
     hang: Hang | None = None
     drop: Drop | None = None
     fail: Fail | None = None
+    hold: Hold | None = None
 
 
 class Faults:
@@ -72,6 +106,7 @@ class Faults:
         self._hang: dict[str, deque[Hang]] = {}
         self._fail_async: dict[str, deque[str]] = {}
         self._lose: dict[str, deque[bool]] = {}
+        self._hold: dict[str, deque[Hold]] = {}
 
     def __repr__(self) -> str:
         return f"Faults(armed={self.armed()})"
@@ -112,10 +147,22 @@ class Faults:
         with self._lock:
             _arm(self._hang, route_of(op), Hang(seconds, after_effect), count)
 
+    def hold_next(self, op: str, *, after_effect: bool = False) -> Hold:
+        """Hold the next matching request until `Hold.release()`: before handling it,
+        or with `after_effect` after handling it and before answering."""
+        hold = Hold(after_effect)
+        with self._lock:
+            _arm(self._hold, route_of(op), hold, 1)
+        return hold
+
     def clear(self) -> None:
         with self._lock:
             for table in (self._fail, self._drop, self._hang, self._fail_async, self._lose):
                 table.clear()
+            holds = [h for items in self._hold.values() for h in items]
+            self._hold.clear()
+        for hold in holds:  # not reached yet: nothing may wait on them later
+            hold.release()
 
     def armed(self) -> dict[str, int]:
         """Remaining charges per kind and route, for debugging failed tests."""
@@ -127,6 +174,7 @@ class Faults:
                 ("hang", self._hang),
                 ("fail_async", self._fail_async),
                 ("lose_result", self._lose),
+                ("hold", self._hold),
             ):
                 for route, items in table.items():
                     if items:
@@ -141,6 +189,7 @@ class Faults:
                 hang=_pop(self._hang, route),
                 drop=_pop(self._drop, route),
                 fail=_pop(self._fail, route),
+                hold=_pop(self._hold, route),
             )
 
     def take_async_failure(self, route: str) -> str | None:

@@ -69,6 +69,10 @@ class Frontend:
             user = outcome
         wake = self.wake
         charges = self.faults.take_request(route)
+        hold = charges.hold
+        if hold is not None and not hold.after_effect and not hold.block(wake):
+            self._record(method, path, route_only, None, user)
+            return None
         if charges.hang and not charges.hang.after_effect and self._hang(wake, charges.hang):
             self._record(method, path, route_only, None, user)
             return None
@@ -79,8 +83,10 @@ class Frontend:
             response = error(charges.fail.status, charges.fail.text)
         else:
             response = self.api.dispatch(method, path, body)
-        if (charges.hang and charges.hang.after_effect and self._hang(wake, charges.hang)) or (
-            charges.drop and charges.drop.after_effect
+        if (
+            (charges.hang and charges.hang.after_effect and self._hang(wake, charges.hang))
+            or (charges.drop and charges.drop.after_effect)
+            or (hold is not None and hold.after_effect and not hold.block(wake))
         ):
             self._record(method, path, route_only, None, user)
             return None
