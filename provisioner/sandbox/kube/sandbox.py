@@ -24,8 +24,9 @@ from .pv_controller import SELECTED_NODE
 from .registry import Registry, copy_obj, now
 from .request_log import RequestLog, RequestRecord
 from .resources import by_plural
-from .server import Api, SandboxHTTPServer
+from .server import Api
 from .store import Store
+from .transport import SandboxHTTPServer
 
 Obj = dict[str, Any]
 _INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

@@ -1,20 +1,17 @@
-"""The HTTP face of the sandbox: URL routing, query parameters, response framing.
+"""Request handling: URL routing to a resource and RBAC verb, query parameters, and
+the choice of representation (JSON object, List, Table, watch stream).
 
-HTTP/1.1 with keep-alive (every response has a Content-Length) except watches, which
-stream with chunked transfer encoding, one JSON event per line, as kube-apiserver does.
+Framing (keep-alive, chunked watch streams) lives in ``transport.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +24,7 @@ from .selectors import compile_filter
 from .status import ApiError, bad_request
 from .store import Store, WatchExpired, dumps
 from .tables import table, wants_table
+from .transport import read_body, read_json, send, stream
 from .watch import WatchStream, expired_line
 
 Obj = dict[str, Any]
@@ -115,7 +113,7 @@ class Api:
         record = RequestRecord(req.command.lower(), "", "", "", "", agent, 0, "", url.path)
         # Read the body before anything can fail: unread bytes would corrupt the next
         # request on this keep-alive connection.
-        body = _read_body(req)
+        body = read_body(req)
         headers: dict[str, str] = {}
         content_type = "application/json"
         try:
@@ -343,118 +341,3 @@ class Api:
                     table_include=(query.get("includeObject") or "Metadata") if as_table else None,
                 )
         return lines
-
-
-def _read_body(req: BaseHTTPRequestHandler) -> tuple[bytes, str]:
-    """(body bytes, content type); chunked request bodies are decoded too."""
-    content_type = req.headers.get("Content-Type", "")
-    if "chunked" in req.headers.get("Transfer-Encoding", "").lower():
-        chunks = []
-        while True:
-            size = int(req.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                req.rfile.readline()
-                return b"".join(chunks), content_type
-            chunks.append(req.rfile.read(size))
-            req.rfile.readline()
-    length = int(req.headers.get("Content-Length") or 0)
-    return (req.rfile.read(length) if length > 0 else b""), content_type
-
-
-def read_json(body: tuple[bytes, str], *, optional: bool = False) -> Any:
-    raw = body[0]
-    if not raw.strip():
-        if optional:
-            return None
-        raise bad_request("the request body is empty")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"the request body is not valid JSON: {exc}") from None
-
-
-def send(
-    req: BaseHTTPRequestHandler,
-    code: int,
-    payload: bytes,
-    headers: dict[str, str] | None = None,
-    content_type: str = "application/json",
-) -> None:
-    req.send_response(code)
-    req.send_header("Content-Type", content_type)
-    req.send_header("Content-Length", str(len(payload)))
-    for key, value in (headers or {}).items():
-        req.send_header(key, value)
-    req.end_headers()
-    req.wfile.write(payload)
-
-
-def stream(req: BaseHTTPRequestHandler, lines: Any) -> None:
-    req.send_response(200)
-    req.send_header("Content-Type", "application/json")
-    req.send_header("Transfer-Encoding", "chunked")
-    req.end_headers()
-    req.wfile.flush()
-    try:
-        for line in lines:
-            req.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
-            req.wfile.flush()
-        req.wfile.write(b"0\r\n\r\n")
-        req.wfile.flush()
-    except OSError:
-        req.close_connection = True
-        return
-    if getattr(lines, "dropped", False):
-        req.close_connection = True
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: SandboxHTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes: without NODELAY, Nagle plus the
-        # peer's delayed ACK adds ~40 ms to every keep-alive request.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, add=False)
-
-    def _serve(self) -> None:
-        self.server.api.handle(self)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are recorded in the request log; stderr stays quiet."""
-
-
-class SandboxHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # idle keep-alive connections must not hold up stop()
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], api: Api) -> None:
-        self.api = api
-        self._connections: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._conn_lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
-
-    def close_connections(self) -> None:
-        with self._conn_lock:
-            conns = list(self._connections)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
