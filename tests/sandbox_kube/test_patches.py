@@ -72,8 +72,10 @@ def test_patch_with_stale_resource_version_conflicts(raw, made) -> None:
 
 
 def test_unsupported_patch_type(raw, made) -> None:
-    status, _ = raw("PATCH", PATH, {"data": {}}, "application/yaml")
-    assert status == 415
+    for content_type in ("application/yaml", "application/apply-patch+yaml"):
+        status, body = raw("PATCH", PATH, {"data": {}}, content_type)
+        assert status == 415
+        assert body["reason"] == "UnsupportedMediaType"
 
 
 def test_official_client_patch_status(core: client.CoreV1Api, bodies) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import discovery
 from .faults import Faults
+from .patching import PATCH_TYPES
 from .registry import Registry
 from .request_log import RequestLog, RequestRecord
 from .resources import ResourceType, lookup
@@ -248,6 +249,12 @@ class Api:
             return (200 if existed else 201), self._render(rt, obj)
         if verb == "patch":
             content_type = body[1]
+            if content_type.split(";")[0].strip().lower() not in PATCH_TYPES:
+                raise ApiError(
+                    415,
+                    f"the body of the request was in an unknown format - "
+                    f"accepted media types include: {', '.join(PATCH_TYPES)}",
+                )
             return 200, self._render(
                 rt, reg.patch(rt, ns, name, content_type, read_json(body), sub)
             )
