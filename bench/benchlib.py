@@ -15,10 +15,12 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -86,7 +88,7 @@ class ControllerProcess:
         *,
         workers: int | None = None,
         heketi_concurrency: int | None = None,
-        log_level: str = "warning",
+        log_level: str = "info",
         profile_to: str | None = None,
     ) -> None:
         self.port = free_port()
@@ -104,7 +106,11 @@ class ControllerProcess:
             command += ["--heketi-concurrency", str(heketi_concurrency)]
         if profile_to:
             # py-spy samples from outside: the controller runs unmodified.
-            command = ["py-spy", "record", "--rate", "200", "-o", profile_to, "--", *command]
+            py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            # A .txt name gets py-spy's collapsed stacks (greppable), else a flame graph.
+            kind = "raw" if profile_to.endswith(".txt") else "flamegraph"
+            command = [py_spy, "record", "--rate", "200", "--format", kind,
+                       "-o", profile_to, "--", *command]  # fmt: skip
         self.command = command
         self.started = 0.0
         self._log = self.log_path.open("wb")
@@ -135,15 +141,24 @@ class ControllerProcess:
             return 0, b""
 
     def wait_ready(self, timeout: float) -> float:
-        """Seconds from process start until /readyz answered 200."""
+        """Seconds from process start until it logged ``controller.started``.
+
+        The log line, not only /readyz: the port was free when chosen, but another
+        process on this shared machine could take it before the child binds it, and
+        a stranger's 200 must not pass for ours.
+        """
 
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise BenchError(f"the controller exited early; see {self.log_path}")
-            return self._get("/readyz")[0] == 200
+            return b'"controller.started"' in self.log_path.read_bytes()
 
-        wait_until(ready, timeout=timeout, what="/readyz", interval=0.01)
-        return time.monotonic() - self.started
+        wait_until(ready, timeout=timeout, what="controller.started", interval=0.01)
+        elapsed = time.monotonic() - self.started
+        status = self._get("/readyz")[0]
+        if status != 200:
+            raise BenchError(f"started, but /readyz answered {status}")
+        return elapsed
 
     def metric(self, name: str) -> float | None:
         """One unlabelled sample from /metrics (e.g. the work queue depth)."""
@@ -184,6 +199,33 @@ class ControllerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Sampler:
+    """Samples ``probe()`` every ``interval`` seconds on a thread; ``mean()`` at the end.
+
+    Used for Heketi's in-flight operations: the mean over K says how much of Heketi's
+    capacity the controller kept busy, which separates "the controller left slots
+    idle" from "each operation took longer than L" (a late test bed).
+    """
+
+    def __init__(self, probe: Callable[[], float], interval: float = 0.005) -> None:
+        self._probe = probe
+        self._interval = interval
+        self._values: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._values.append(self._probe())
+
+    def stop(self) -> float:
+        """Stop sampling; the mean of what was seen (0.0 if nothing)."""
+        self._stop.set()
+        self._thread.join()
+        return sum(self._values) / len(self._values) if self._values else 0.0
 
 
 # -- counting what the controller asked for ---------------------------------------------

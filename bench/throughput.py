@@ -23,6 +23,7 @@ from typing import Any
 from benchlib import (
     BenchError,
     ControllerProcess,
+    Sampler,
     controller_writes,
     emit,
     heketi_breakdown,
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             workdir,
             workers=args.workers,
             heketi_concurrency=args.heketi_concurrency,
+            log_level=args.controller_log_level,
             profile_to=args.profile_controller,
         )
         controller.wait_ready(timeout=60)
@@ -65,7 +67,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bed.heketi.reset_requests()
         bed.kube.clear_request_log()
         cpu_before = controller.cpu_seconds()
+        bed_cpu_before = time.process_time()
         created: dict[str, float] = {}
+        busy = Sampler(lambda: bed.heketi.operations()["in_flight"])
         first = time.monotonic()
         for i in range(args.claims):
             name = f"claim-{i:05d}"
@@ -78,7 +82,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             what=f"{args.claims} claims to be Bound",
             interval=0.01,
         )
+        in_flight = busy.stop()
         cpu = controller.cpu_seconds() - cpu_before
+        bed_cpu = time.process_time() - bed_cpu_before
         bound = dict(watch.bound)
         total = max(bound[n] for n in created) - first
         latencies = [bound[n] - created[n] for n in created]
@@ -93,7 +99,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"controller log kept in {workdir}", file=sys.stderr)
         raise
     else:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep_logs:
+            print(f"controller log: {controller.log_path}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     finally:
         if controller is not None:
             controller.stop()
@@ -118,8 +127,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "heketi_polls_per_claim": heketi["polls"] / n,
             "heketi_reads_per_claim": heketi["reads"] / n,
             "throttled": heketi["throttled"],
+            "heketi_busy_fraction": in_flight / args.heketi_inflight,
             "controller_cpu_seconds": cpu,
             "controller_peak_rss_mb": rss,
+            # The test bed's own CPU over the same window: near total_seconds means the
+            # sandboxes, not the controller, set the pace.
+            "testbed_cpu_seconds": bed_cpu,
             "heketi_latency": args.heketi_latency,
             "heketi_inflight": args.heketi_inflight,
             "workers": args.workers if args.workers is not None else "default",
@@ -146,6 +159,13 @@ def main() -> int:
         "--probe-seconds", type=float, default=2.0, help="length of each sandbox capacity probe"
     )
     parser.add_argument("--profile-controller", metavar="SVG", help="record it with py-spy")
+    parser.add_argument(
+        "--controller-log-level",
+        default="info",
+        choices=["debug", "info"],
+        help="debug to study a run (info or lower: readiness is its start-up line)",
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the controller's log")
     parser.add_argument("--json", action="store_true", help="print JSON with fixed keys")
     args = parser.parse_args()
     if args.claims < 1 or args.heketi_inflight < 1 or args.heketi_latency < 0:

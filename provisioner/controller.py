@@ -4,6 +4,12 @@ Keys on the queue are ``("claim", "ns/name")`` and ``("volume", "pv-name")``.
 Watch handlers only enqueue keys; workers re-read the object from the cache,
 so they always act on the newest state and never on a stale event payload.
 ``predicates`` says what to act on, ``provisioning``/``deletion`` say how.
+
+A volume key is enqueued only when the predicates say the worker would act on it
+(delete, release the finalizer, repair).  Every later change that could alter that
+answer arrives as an event that asks again (the PV changes, its claim is deleted,
+an Endpoints/Service is deleted), so nothing is missed; and a start next to 10,000
+bound volumes does not queue 10,000 no-op keys in front of the next new claim.
 """
 
 from __future__ import annotations
@@ -17,10 +23,23 @@ from provisioner.annotations import LABEL_PROVISIONED_FOR_PVC
 from provisioner.config import Settings
 from provisioner.deletion import sync_volume
 from provisioner.events import EventRecorder
-from provisioner.informer import Informer, object_key
+from provisioner.informer import (
+    Informer,
+    Transform,
+    metadata_only,
+    object_key,
+    strip_managed_fields,
+)
 from provisioner.kubeapi import KubeAPI
 from provisioner.observability import Metrics
-from provisioner.predicates import claim_class_name, companions, provisioned_by
+from provisioner.predicates import (
+    VolumeAction,
+    claim_class_name,
+    companions,
+    provisioned_by,
+    should_delete,
+    should_repair,
+)
 from provisioner.protocol import Provisioner
 from provisioner.provisioning import ClaimMemories, sync_claim
 from provisioner.versions import glusterfs_mountable, parse_kube_version
@@ -36,23 +55,33 @@ class Caches:
     """The informers, built before the provisioner so it can look classes up."""
 
     def __init__(self, kube: KubeAPI, settings: Settings) -> None:
-        def informer(resource: str, selector: str | None = None) -> Informer:
+        def informer(
+            resource: str, selector: str | None = None, transform: Transform | None = None
+        ) -> Informer:
             return Informer(
                 kube,
                 resource,
                 label_selector=selector,
                 watch_timeout=settings.watch_timeout,
                 retry_cap=min(30.0, settings.backoff_cap),
+                transform=transform or strip_managed_fields,
             )
 
         self.claims = informer("persistentvolumeclaims")
         self.pvs = informer("persistentvolumes")
         self.classes = informer("storageclasses")
-        self.endpoints = informer("endpoints", LABEL_PROVISIONED_FOR_PVC)
-        self.services = informer("services", LABEL_PROVISIONED_FOR_PVC)
+        # Only their presence is ever asked: keep the identity, not the body.
+        self.endpoints = informer("endpoints", LABEL_PROVISIONED_FOR_PVC, metadata_only)
+        self.services = informer("services", LABEL_PROVISIONED_FOR_PVC, metadata_only)
 
     def all(self) -> list[Informer]:
         return [self.claims, self.pvs, self.classes, self.endpoints, self.services]
+
+    def start_order(self) -> list[list[Informer]]:
+        """Groups to start and sync one after the other: whatever the PV handler
+        looks at (claims, Endpoints, Services) is complete before the first PV
+        arrives, so it can tell at once whether a volume needs a worker."""
+        return [[self.claims, self.classes, self.endpoints, self.services], [self.pvs]]
 
     def storage_class(self, name: str) -> Obj | None:
         return self.classes.get(name)
@@ -142,8 +171,34 @@ class Controller:
             self.queue.add(("volume", volume))
 
     def _volume_changed(self, pv: Obj) -> None:
-        if provisioned_by(pv, self.settings.provisioner_name):
+        if self.volume_needs_work(pv):
             self.queue.add(("volume", pv["metadata"]["name"]))
+
+    def volume_needs_work(self, pv: Obj) -> bool:
+        """Whether ``sync_volume`` would act on this PV now, as seen from the caches.
+
+        The same predicates as the worker, without side effects.  When a cache it
+        depends on has not synced, it answers True: the worker will look again.
+        """
+        name = self.settings.provisioner_name
+        if not provisioned_by(pv, name):
+            return False
+        if not (self.claims.has_synced() and self.companions_synced()):
+            return True
+        ref = (pv.get("spec") or {}).get("claimRef") or {}
+        claim = self.claims.get(f"{ref.get('namespace')}/{ref.get('name')}") if ref else None
+        if should_delete(pv, name, claim=claim) is not VolumeAction.NONE:
+            return True
+        where = companions(pv)
+        if where is None:
+            return False
+        key = f"{where[0]}/{where[1]}"
+        return should_repair(
+            pv,
+            name,
+            endpoints_present=self.endpoints.get(key) is not None,
+            service_present=self.services.get(key) is not None,
+        )
 
     def _class_changed(self, storage_class: Obj) -> None:
         name = storage_class["metadata"]["name"]
@@ -179,11 +234,12 @@ class Controller:
     def start(self, *, sync_timeout: float = 60.0) -> None:
         """Read the server version, fill the caches, prepare, then start workers."""
         self._check_version()
-        for informer in self.caches.all():
-            informer.start()
-        for informer in self.caches.all():
-            if not informer.wait_for_sync(sync_timeout):
-                raise TimeoutError(f"cache of {informer.resource} did not sync")
+        for group in self.caches.start_order():
+            for informer in group:
+                informer.start()
+            for informer in group:
+                if not informer.wait_for_sync(sync_timeout):
+                    raise TimeoutError(f"cache of {informer.resource} did not sync")
         self.provisioner.prepare(self.pvs.list(), self.claims.list())
         self._threads = start_workers(
             self.queue, self._process, count=self.settings.workers, name="worker"

@@ -13,6 +13,14 @@ The loop, as client-go's reflector does it:
 Cached objects are the parsed JSON dicts as received and are shared, not copied:
 callers must treat them as immutable.  Handlers run on the informer's thread and
 should only enqueue keys.
+
+Memory: a cache holds every object of its resource, so at 10,000 claims what is
+kept per object decides the process's size.  ``transform`` (client-go's
+``SetTransform``) maps each object before it is cached and handed to handlers;
+``strip_managed_fields`` drops what the controller never reads (``managedFields``
+is often the largest part of an object on a real API server), and
+``metadata_only`` keeps just the identity of objects whose presence is all that
+matters (the Endpoints/Service pairs).
 """
 
 from __future__ import annotations
@@ -29,9 +37,27 @@ from provisioner.kubeapi import KubeAPI, KubeAPIError, KubeGone, KubeObject, Wat
 
 log = structlog.get_logger(__name__)
 
+Transform = Callable[[KubeObject], KubeObject]
 AddHandler = Callable[[KubeObject], None]
 UpdateHandler = Callable[[KubeObject, KubeObject], None]
 DeleteHandler = Callable[[KubeObject], None]
+
+
+def strip_managed_fields(obj: KubeObject) -> KubeObject:
+    """The object without ``metadata.managedFields`` (server-side apply bookkeeping)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        del meta["managedFields"]  # the dict was parsed for us alone: no copy needed
+    return obj
+
+
+_IDENTITY_FIELDS = ("name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp")
+
+
+def metadata_only(obj: KubeObject) -> KubeObject:
+    """``{"metadata": {...identity...}}``: for caches that only answer "does it exist"."""
+    meta = obj.get("metadata") or {}
+    return {"metadata": {k: meta[k] for k in _IDENTITY_FIELDS if k in meta}}
 
 
 def object_key(obj: KubeObject) -> str:
@@ -60,6 +86,7 @@ class Informer:
         watch_timeout: int = 300,
         retry_base: float = 0.5,
         retry_cap: float = 30.0,
+        transform: Transform | None = None,
     ) -> None:
         self.kube = kube
         self.resource = resource
@@ -69,6 +96,7 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.retry_base = retry_base
         self.retry_cap = retry_cap
+        self.transform = transform
         self._cache: dict[str, KubeObject] = {}
         self._lock = threading.Lock()
         self._handlers: builtins.list[_Handlers] = []
@@ -176,7 +204,10 @@ class Informer:
                 limit=self.page_size,
                 continue_token=token,
             )
+            transform = self.transform
             for item in page.get("items") or []:
+                if transform is not None:
+                    item = transform(item)
                 items[object_key(item)] = item
             meta = page.get("metadata") or {}
             token = meta.get("continue") or None
@@ -226,6 +257,8 @@ class Informer:
         kind = event.get("type")
         obj: KubeObject = event.get("object") or {}
         version = _version(obj)
+        if kind != "BOOKMARK" and self.transform is not None:
+            obj = self.transform(obj)
         if kind == "BOOKMARK":
             if version:
                 self.resource_version = version
