@@ -63,6 +63,14 @@ class Settings:
     shutdown_grace: float = 30.0
     """Seconds in-flight work may take to finish after SIGTERM/SIGINT."""
 
+    orphan_sweep_period: float = 600.0
+    """Seconds between sweeps for Heketi volumes no claim or PV accounts for (left by
+    a crash before the PV was written); the first runs right after start.  0 disables."""
+
+    orphan_grace_seconds: float = 60.0
+    """An unreferenced volume is deleted only if an earlier sweep, at least this long
+    ago, saw it unreferenced too: a live process may be about to write its PV."""
+
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
@@ -72,5 +80,7 @@ class Settings:
             raise ValueError("backoff_base must be > 0 and backoff_cap >= backoff_base")
         if self.log_format not in ("auto", "json", "console"):
             raise ValueError("log_format must be json, console or auto")
+        if self.orphan_sweep_period < 0 or self.orphan_grace_seconds < 0:
+            raise ValueError("orphan_sweep_period and orphan_grace_seconds must be >= 0")
         if not self.provisioner_name:
             raise ValueError("provisioner_name must not be empty")

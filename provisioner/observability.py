@@ -77,6 +77,11 @@ class Metrics:
             "Endpoints/Service pairs re-created for bound volumes.",
             registry=r,
         )
+        self.orphans_reclaimed_total = Counter(
+            "heketi_provisioner_orphans_reclaimed_total",
+            "Heketi volumes deleted by the orphan sweep (no claim and no PV named them).",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -45,3 +45,21 @@ class Provisioner(Protocol):
 
     def repair(self, pv: dict[str, Any]) -> bool:
         """Re-create missing companions of a bound PV; True if anything was re-created."""
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """Optional for a ``Provisioner``: the controller calls ``reconcile`` if present."""
+
+    def reconcile(
+        self,
+        pvs: Iterable[dict[str, Any]],
+        claims: Iterable[dict[str, Any]],
+        storage_classes: Iterable[dict[str, Any]],
+    ) -> int:
+        """Clean up backend volumes that no claim or PV accounts for; return how many.
+
+        Called from one background thread (once after ``prepare``, then every
+        ``orphan_sweep_period`` seconds) with snapshots of the caches. It must not
+        raise for backend trouble: the next call is the retry.
+        """
