@@ -40,7 +40,7 @@ from provisioner.predicates import (
     should_delete,
     should_repair,
 )
-from provisioner.protocol import Provisioner
+from provisioner.protocol import Provisioner, Reconciler
 from provisioner.provisioning import ClaimMemories, sync_claim
 from provisioner.versions import glusterfs_mountable, parse_kube_version
 from provisioner.workqueue import WorkQueue, start_workers
@@ -247,6 +247,7 @@ class Controller:
         resync = threading.Thread(target=self._resync_loop, name="resync", daemon=True)
         resync.start()
         self._threads.append(resync)
+        self._start_orphan_sweeps()
         self._ready.set()
         log.info(
             "controller.started",
@@ -268,6 +269,35 @@ class Controller:
             informer.stop(timeout=1.0)
         log.info("controller.stopped", in_flight_finished=finished)
         return finished
+
+    def _start_orphan_sweeps(self) -> None:
+        """First sweep with the caches as they are now (so that what it sees does not
+        depend on thread timing), in the background so readiness does not wait."""
+        if self.settings.orphan_sweep_period <= 0 or not isinstance(self.provisioner, Reconciler):
+            return
+        first = (self.pvs.list(), self.claims.list(), self.classes.list())
+        sweeper = threading.Thread(
+            target=self._orphan_sweep_loop, args=(first,), name="orphan-sweep", daemon=True
+        )
+        sweeper.start()
+        self._threads.append(sweeper)
+
+    def _orphan_sweep_loop(self, first: tuple[list[Obj], list[Obj], list[Obj]]) -> None:
+        self.sweep_orphans(*first)
+        while not self._stopped.wait(self.settings.orphan_sweep_period):
+            self.sweep_orphans(self.pvs.list(), self.claims.list(), self.classes.list())
+
+    def sweep_orphans(self, pvs: list[Obj], claims: list[Obj], classes: list[Obj]) -> int:
+        """One ``reconcile`` of the provisioner; returns how many volumes it reclaimed."""
+        assert isinstance(self.provisioner, Reconciler)
+        try:
+            reclaimed = self.provisioner.reconcile(pvs, claims, classes)
+        except Exception as exc:  # the next period is the retry
+            log.warning("orphan_sweep.failed", error=str(exc)[:200])
+            return 0
+        if reclaimed:
+            self.metrics.orphans_reclaimed_total.inc(reclaimed)
+        return reclaimed
 
     def _resync_loop(self) -> None:
         while not self._stopped.wait(self.settings.resync_period):
