@@ -213,3 +213,16 @@ def test_many_watchers_all_get_every_event(core: client.CoreV1Api) -> None:
     assert len(results) == 4
     expected = [("ADDED", f"m{i:02d}") for i in range(20)]
     assert all(r == expected for r in results)
+
+
+def test_legacy_watch_of_one_object(kube: KubeSandbox, core) -> None:
+    import json
+
+    import requests
+
+    for name in ("a", "b"):
+        core.create_namespaced_config_map("default", {"metadata": {"name": name}})
+    url = f"{kube.url}/api/v1/watch/namespaces/default/configmaps/b?timeoutSeconds=1"
+    with requests.get(url, stream=True, timeout=10) as response:
+        names = [json.loads(line)["object"]["metadata"]["name"] for line in response.iter_lines()]
+    assert names == ["b"]

@@ -209,6 +209,8 @@ class Api:
             raise not_found
         method = req.command
         if method == "GET":
+            if info.legacy_watch:
+                return rt, "watch"  # /watch/.../{name} watches one object
             if info.name:
                 return rt, "get"
             return rt, "watch" if info.legacy_watch or _flag(query.get("watch")) else "list"
@@ -317,7 +319,10 @@ class Api:
     def _watch_lines(
         self, rt: ResourceType, info: RequestInfo, query: dict[str, str], as_table: bool = False
     ) -> Iterable[bytes]:
-        match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
+        fields = query.get("fieldSelector")
+        if info.name:
+            fields = ",".join(f for f in (fields, f"metadata.name={info.name}") if f)
+        match = compile_filter(rt, query.get("labelSelector"), fields)
         since = query.get("resourceVersion") or None
         if since is not None and not since.isdigit():
             raise bad_request(f"invalid resource version: {since!r}")
