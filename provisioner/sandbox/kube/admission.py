@@ -37,7 +37,7 @@ def default_class(store: Store) -> str | None:
         return None
     # Newest wins; ties (same second) broken by name, like the real plugin's sort.
     defaults.sort(key=lambda d: (d[0], d[1]))
-    return defaults[-1][1]
+    return str(defaults[-1][1])
 
 
 def _add_finalizer(obj: Obj, finalizer: str) -> None:

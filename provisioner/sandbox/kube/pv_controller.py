@@ -23,7 +23,7 @@ from typing import Any
 
 from .admission import BETA_CLASS_ANNOTATION, PV_PROTECTION, PVC_PROTECTION
 from .registry import Registry, now
-from .resources import lookup
+from .resources import by_plural
 from .selectors import Requirement
 from .store import Event
 from .validation import parse_quantity
@@ -46,10 +46,9 @@ EXTERNAL_PROVISIONING_MESSAGE = (
     "that your external provisioner is running and correctly registered."
 )
 
-_PVC = lookup("", "v1", "persistentvolumeclaims")
-_PV = lookup("", "v1", "persistentvolumes")
-_EVENTS = lookup("", "v1", "events")
-assert _PVC and _PV and _EVENTS
+_PVC = by_plural("persistentvolumeclaims")
+_PV = by_plural("persistentvolumes")
+_EVENTS = by_plural("events")  # core/v1, which the real controller still writes
 
 
 def _ann(obj: Obj) -> dict[str, str]:

@@ -46,7 +46,8 @@ def now() -> str:
 
 def copy_obj(obj: Obj) -> Obj:
     """A private deep copy (JSON round trip: faster than copy.deepcopy for JSON data)."""
-    return json.loads(json.dumps(obj))
+    copied: Obj = json.loads(json.dumps(obj))
+    return copied
 
 
 class Registry:
@@ -87,7 +88,8 @@ class Registry:
             body["metadata"] = dict(body["metadata"])
         body["kind"] = rt.kind
         body["apiVersion"] = storage_api
-        return body
+        obj: Obj = body
+        return obj
 
     # -- reads -----------------------------------------------------------------
 
@@ -97,7 +99,7 @@ class Registry:
             raise not_found(rt, name)
         return obj
 
-    def list(
+    def list_entries(
         self,
         rt: ResourceType,
         namespace: str | None,
@@ -385,7 +387,7 @@ class Registry:
     def delete_collection(
         self, rt: ResourceType, namespace: str | None, match: Filter
     ) -> list[Obj]:
-        _, entries, _, _ = self.list(rt, namespace, match)
+        _, entries, _, _ = self.list_entries(rt, namespace, match)
         deleted = []
         for entry in entries:
             meta = entry.obj["metadata"]

@@ -86,7 +86,7 @@ class KubeSandbox:
             assert self.url is not None
             return self.url
         self._server = SandboxHTTPServer((self.host, self.port), self._api)
-        host, port = self._server.server_address[:2]
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
         self.port = int(port)
         self.url = f"http://{host}:{self.port}"
         self._api.address = f"{host}:{self.port}"

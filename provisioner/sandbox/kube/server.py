@@ -278,7 +278,7 @@ class Api:
             limit = int(query.get("limit") or 0)
         except ValueError:
             raise bad_request(f"invalid limit: {query.get('limit')!r}") from None
-        rv, entries, token, remaining = self.registry.list(
+        rv, entries, token, remaining = self.registry.list_entries(
             rt, info.namespace or None, match, limit=limit, continue_token=query.get("continue")
         )
         if rt.storage:
@@ -307,7 +307,7 @@ class Api:
             return dumps(table(rt, [obj], obj["metadata"]["resourceVersion"], include))
         match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
         limit = int(query.get("limit") or 0) if (query.get("limit") or "0").isdigit() else 0
-        rv, entries, token, remaining = self.registry.list(
+        rv, entries, token, remaining = self.registry.list_entries(
             rt, info.namespace or None, match, limit=limit, continue_token=query.get("continue")
         )
         objs = [self.registry.present(rt, e.obj) for e in entries]
@@ -331,7 +331,7 @@ class Api:
         except ValueError:
             raise bad_request("invalid timeoutSeconds") from None
         namespace = info.namespace or None
-        lines: Any
+        lines: Iterable[bytes]
         if self.faults.take_watch_expiry(info.resource):
             lines = [expired_line(f"too old resource version: {since or 0} (injected)")]
         else:

@@ -25,7 +25,7 @@ def read_body(req: BaseHTTPRequestHandler) -> tuple[bytes, str]:
     """(body bytes, content type); chunked request bodies are decoded too."""
     content_type = req.headers.get("Content-Type", "")
     if "chunked" in req.headers.get("Transfer-Encoding", "").lower():
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(req.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:
