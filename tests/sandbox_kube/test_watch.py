@@ -226,3 +226,17 @@ def test_legacy_watch_of_one_object(kube: KubeSandbox, core) -> None:
     with requests.get(url, stream=True, timeout=10) as response:
         names = [json.loads(line)["object"]["metadata"]["name"] for line in response.iter_lines()]
     assert names == ["b"]
+
+
+def test_client_hanging_up_on_a_quiet_watch_frees_it(kube: KubeSandbox) -> None:
+    import socket
+
+    host, port = kube.url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=5)
+    conn.sendall(
+        b"GET /api/v1/persistentvolumes?watch=1&resourceVersion=1 HTTP/1.1\r\nHost: sandbox\r\n\r\n"
+    )
+    assert conn.recv(15).startswith(b"HTTP/1.1 200")
+    assert kube.store.wait_open_watches(1, "persistentvolumes")
+    conn.close()
+    assert kube.store.wait_open_watches(0, "persistentvolumes", timeout=10)

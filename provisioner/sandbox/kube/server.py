@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,7 +26,7 @@ from .selectors import compile_filter
 from .status import ApiError, bad_request
 from .store import Store, WatchExpired, dumps
 from .tables import table, wants_table
-from .transport import read_body, read_json, send, stream
+from .transport import peer_closed, read_body, read_json, send, stream
 from .watch import WatchStream, expired_line
 
 Obj = dict[str, Any]
@@ -140,6 +141,8 @@ class Api:
                 if verb == "watch":
                     as_table = wants_table(req.headers.get("Accept", ""))
                     lines = self._watch_lines(rt, info, query, as_table)
+                    if isinstance(lines, WatchStream):
+                        lines.client_gone = partial(peer_closed, req.connection)
                     self.log.add(record._replace(status=200))
                     stream(req, lines)
                     return

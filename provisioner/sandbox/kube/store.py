@@ -88,6 +88,7 @@ def key_of(obj: Obj) -> Key:
 class Store:
     def __init__(self, *, watch_cache_size: int = 1000) -> None:
         self.lock = threading.RLock()
+        self._watchers_changed = threading.Condition(self.lock)
         self._rv = 1
         self._cache_size = watch_cache_size
         self._objects: dict[str, dict[Key, Entry]] = {}
@@ -209,6 +210,7 @@ class Store:
                     ):
                         watcher.queue.put(event)
             self._watchers.setdefault(storage, []).append(watcher)
+            self._watchers_changed.notify_all()
         return watcher
 
     def unwatch(self, watcher: Watcher) -> None:
@@ -216,6 +218,20 @@ class Store:
             watchers = self._watchers.get(watcher.storage, [])
             if watcher in watchers:
                 watchers.remove(watcher)
+            self._watchers_changed.notify_all()
+
+    def open_watches(self, storage: str | None = None) -> int:
+        with self.lock:
+            return sum(len(ws) for name, ws in self._watchers.items() if storage in (None, name))
+
+    def wait_open_watches(
+        self, count: int, storage: str | None = None, timeout: float = 5.0
+    ) -> bool:
+        """Block until exactly ``count`` watches are open (tests use this)."""
+        with self._watchers_changed:
+            return self._watchers_changed.wait_for(
+                lambda: self.open_watches(storage) == count, timeout
+            )
 
     def bookmark_rv(self, watcher: Watcher) -> int | None:
         """The global resourceVersion if the watcher has been sent everything up to it."""
@@ -231,4 +247,5 @@ class Store:
                         watcher.close()
                         dropped += 1
                     watchers.clear()
+            self._watchers_changed.notify_all()
             return dropped

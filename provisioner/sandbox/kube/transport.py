@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import threading
 from collections.abc import Iterable
@@ -63,6 +64,15 @@ def send(
         req.send_header(key, value)
     req.end_headers()
     req.wfile.write(payload)
+
+
+def peer_closed(conn: socket.socket) -> bool:
+    """True once the client has hung up (readable with nothing to read, or an error)."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 def stream(req: BaseHTTPRequestHandler, lines: Iterable[bytes]) -> None:

@@ -22,6 +22,7 @@ from .store import Event, Store, Watcher, dumps
 from .tables import table
 
 Obj = dict[str, Any]
+_LIVENESS_INTERVAL = 1.0  # seconds between checks that a quiet watch's client is still there
 
 
 def event_line(event_type: str, raw_object: bytes) -> bytes:
@@ -50,6 +51,9 @@ class WatchStream:
         table_include: str | None = None,
     ) -> None:
         self._table_include = table_include
+        # Set by the server: a client that hangs up on a quiet watch is only noticed
+        # by looking, and until then its queue would keep collecting events.
+        self.client_gone: Callable[[], bool] | None = None
         self._store = store
         self._rt = rt
         self._watcher = watcher
@@ -109,9 +113,12 @@ class WatchStream:
                         yield self._bookmark()
                     return
                 wake = min(deadline, next_bookmark) if self._bookmarks else deadline
+                wake = min(wake, now + _LIVENESS_INTERVAL)
                 try:
                     event = self._watcher.queue.get(timeout=max(0.0, wake - now))
                 except queue.Empty:
+                    if self.client_gone is not None and self.client_gone():
+                        return
                     if self._bookmarks and time.monotonic() >= next_bookmark:
                         next_bookmark = time.monotonic() + self._interval
                         yield self._bookmark()
