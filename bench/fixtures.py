@@ -42,7 +42,7 @@ VOLUMES_PER_CLUSTER = 900  # Heketi refuses more than 1000 volumes in one cluste
 
 
 @dataclass
-class TestBed:
+class Servers:
     heketi: HeketiSimulator
     kube: KubeSandbox
 
@@ -51,7 +51,7 @@ class TestBed:
         self.heketi.stop()
 
 
-def start_test_bed(workdir: Path, *, volumes: int, latency: float, max_inflight: int) -> TestBed:
+def start_test_bed(workdir: Path, *, volumes: int, latency: float, max_inflight: int) -> Servers:
     """Heketi with room for ``volumes`` 1 GiB replica-3 volumes, and the API sandbox."""
     heketi = HeketiSimulator(
         admin_key=ADMIN_KEY,
@@ -66,7 +66,7 @@ def start_test_bed(workdir: Path, *, volumes: int, latency: float, max_inflight:
     heketi.start()
     kube = KubeSandbox(version=KUBE_VERSION, kubeconfig_path=workdir / "kubeconfig")
     kube.start()
-    bed = TestBed(heketi, kube)
+    bed = Servers(heketi, kube)
     kube.create_object("secrets", secret_body(), NAMESPACE)
     kube.create_object("storageclasses", class_body(heketi.url))
     return bed
@@ -187,7 +187,7 @@ def _uuid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def preload_bound(bed: TestBed, count: int) -> BoundSet:
+def preload_bound(bed: Servers, count: int) -> BoundSet:
     """Insert ``count`` bound claims of ours, in bulk, without watch events."""
     hosts = [f"10.0.1.{n}" for n in (1, 2, 3)]
     bound = bound_claims(count, bed.heketi.url, hosts)
