@@ -121,6 +121,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=Settings().shutdown_grace,
         help="seconds in-flight work may take after SIGTERM",
     )
+    _option(
+        run,
+        "--orphan-sweep-period",
+        type=float,
+        default=Settings().orphan_sweep_period,
+        help="seconds between sweeps deleting Heketi volumes no claim or PV accounts for "
+        "(left by a crash before the PV was written); 0 disables",
+    )
+    _option(
+        run,
+        "--orphan-grace-seconds",
+        type=float,
+        default=Settings().orphan_grace_seconds,
+        help="an unreferenced volume is deleted only once an earlier sweep this long ago "
+        "saw it unreferenced too",
+    )
     _switch(run, "--no-leader-election", help="do not take the Lease (single replica only)")
 
     from provisioner.audit import add_audit_arguments
@@ -165,6 +181,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         metrics_address=getattr(args, "metrics_address", "0"),
         resync_period=getattr(args, "resync_period", Settings().resync_period),
         shutdown_grace=getattr(args, "shutdown_grace", Settings().shutdown_grace),
+        orphan_sweep_period=getattr(args, "orphan_sweep_period", Settings().orphan_sweep_period),
+        orphan_grace_seconds=getattr(args, "orphan_grace_seconds", Settings().orphan_grace_seconds),
         log_format=args.log_format,
         log_level=args.log_level,
     )
@@ -194,6 +212,7 @@ def build_controller(settings: Settings) -> Controller:
         provisioner_name=settings.provisioner_name,
         class_lookup=caches.storage_class,
         heketi_concurrency=settings.heketi_concurrency,
+        orphan_grace_seconds=settings.orphan_grace_seconds,
     )
     return Controller(kube, provisioner, settings, caches=caches)
 

@@ -34,13 +34,16 @@ it builds the index first. Two gaps remain, both narrow: a crash that leaves a v
 that no PV and no index accounts for; and a create the dead process left *in flight*
 is hidden by Heketi until it finishes, so an index built during that window misses
 its gid. Leader election makes the second unlikely: a successor starts only after the
-old lease expires, by which time such a create has usually finished.
+old lease expires, by which time such a create has usually finished. The first gap is
+closed by ``reconcile`` (the orphan sweep in ``orphans``), which deletes such volumes
+once a grace period shows that no process is still about to write their PV.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +66,7 @@ from provisioner.heketi_failures import provision_failure, user_role_hint
 from provisioner.heketi_pool import DEFAULT_CONCURRENCY, HeketiPool, HeketiTarget
 from provisioner.kubeapi import KubeAPI, KubeAPIError
 from provisioner.objects import build_pv, endpoints_name, heketi_volume_name
+from provisioner.orphans import DEFAULT_ORPHAN_GRACE, OrphanSweeper
 from provisioner.protocol import InvalidInput, ProvisionError
 from provisioner.storage_endpoints import ensure_companions
 from provisioner.volume_index import VolumeIndexes
@@ -98,6 +102,8 @@ class GlusterProvisioner:
         heketi_timeout: float | tuple[float, float] = (5.0, 30.0),
         operation_timeout: float = 600.0,
         pool: HeketiPool | None = None,
+        orphan_grace_seconds: float = DEFAULT_ORPHAN_GRACE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
         self.provisioner_name = provisioner_name
@@ -115,6 +121,8 @@ class GlusterProvisioner:
         self._index_required: set[str] = set()  # servers whose gids must be marked first
         self._class_servers: dict[str, str] = {}  # class name -> Heketi URL
         self._deleter = VolumeDeleter(self)
+        self._provisioning: set[str] = set()  # claim uids with a provision() running
+        self.orphans = OrphanSweeper(self, grace_seconds=orphan_grace_seconds, clock=clock)
 
     # -- start-up ----------------------------------------------------------------
 
@@ -174,6 +182,16 @@ class GlusterProvisioner:
     # -- provision ---------------------------------------------------------------
 
     def provision(self, claim: dict[str, Any], storage_class: dict[str, Any]) -> dict[str, Any]:
+        uid = str(claim["metadata"]["uid"])
+        with self._lock:
+            self._provisioning.add(uid)  # the orphan sweep must not take its volume
+        try:
+            return self._provision(claim, storage_class)
+        finally:
+            with self._lock:
+                self._provisioning.discard(uid)
+
+    def _provision(self, claim: dict[str, Any], storage_class: dict[str, Any]) -> dict[str, Any]:
         class_name = storage_class["metadata"]["name"]
         try:
             validate_claim(claim)
@@ -373,6 +391,34 @@ class GlusterProvisioner:
             attempt = self._attempts.get(claim_uid)
             if attempt is not None and (attempt.volume is None or attempt.volume.id == volume_id):
                 del self._attempts[claim_uid]
+
+    # -- orphan sweep (see ``orphans``) --------------------------------------------
+
+    def reconcile(
+        self,
+        pvs: Iterable[dict[str, Any]],
+        claims: Iterable[dict[str, Any]],
+        storage_classes: Iterable[dict[str, Any]],
+    ) -> int:
+        return len(self.orphans.sweep(pvs, claims, storage_classes))
+
+    def in_flight_claims(self) -> set[str]:
+        """Claim uids whose ``provision`` is running in this process right now."""
+        with self._lock:
+            return set(self._provisioning)
+
+    def attempt_gids(self, *, except_claim: str = "") -> set[tuple[str, int]]:
+        """(class, gid) pairs held by this process's attempt records."""
+        with self._lock:
+            return {
+                (a.class_name, a.gid)
+                for uid, a in self._attempts.items()
+                if a.gid is not None and uid != except_claim
+            }
+
+    def delete_backend_volume(self, target: HeketiTarget, volume_id: str) -> None:
+        """Delete one Heketi volume the way PV delete does (404 = done)."""
+        self._deleter.delete_volume(target, volume_id)
 
     # -- delete / repair ---------------------------------------------------------
 

@@ -93,7 +93,7 @@ class VolumeDeleter:
                 retry=False,
             )
         target = self._target(pv, info)
-        self._delete_volume(target, info.volume_id)
+        self.delete_volume(target, info.volume_id)
         if info.endpoints_name and info.endpoints_namespace:
             try:
                 delete_companions(
@@ -118,7 +118,8 @@ class VolumeDeleter:
             info.claim_uid or "",
         )
 
-    def _delete_volume(self, target: HeketiTarget, volume_id: str) -> None:
+    def delete_volume(self, target: HeketiTarget, volume_id: str) -> None:
+        """Delete in Heketi; 404 is success, an uncertain outcome is settled by a GET."""
         pool = self.owner.pool
         client = pool.client(target)
 

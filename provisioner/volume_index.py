@@ -53,6 +53,11 @@ class VolumeIndex:
         with self._state:
             return self._by_name.get(name)
 
+    def get(self, volume_id: str) -> VolumeInfo | None:
+        """The volume with that id, if indexed (lets the orphan sweep skip a GET)."""
+        with self._state:
+            return self._by_id.get(volume_id)
+
     def gids(self) -> set[int]:
         with self._state:
             return {v.gid for v in self._by_id.values() if v.gid}
