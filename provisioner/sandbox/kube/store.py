@@ -28,6 +28,7 @@ from typing import Any
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 Listener = Callable[[str, "Event"], None]
+MAX_WATCH_BACKLOG = 10_000  # undelivered events per watch before it is closed
 
 
 def dumps(obj: Any) -> bytes:
@@ -174,9 +175,16 @@ class Store:
         if len(ring) == ring.maxlen:
             self._evicted_rv[storage] = ring[0].rv
         ring.append(event)
-        for watcher in self._watchers.get(storage, ()):
+        watchers = self._watchers.get(storage, [])
+        for watcher in list(watchers):
             ns = watcher.namespace
             if ns is None or ns == (event.entry.obj["metadata"].get("namespace") or ""):
+                if watcher.queue.qsize() >= MAX_WATCH_BACKLOG:
+                    # Like the real server with a reader that cannot keep up: close the
+                    # watch; the client resumes from its last resourceVersion.
+                    watcher.close()
+                    watchers.remove(watcher)
+                    continue
                 watcher.queue.put(event)
         for listener in self._listeners:
             listener(storage, event)

@@ -123,7 +123,7 @@ class WatchStream:
                         next_bookmark = time.monotonic() + self._interval
                         yield self._bookmark()
                     continue
-                if event is None:
+                if event is None or self._watcher.closed:
                     self.dropped = True
                     return
                 self._last_rv = max(self._last_rv, event.rv)
