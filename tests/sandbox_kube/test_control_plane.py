@@ -90,6 +90,9 @@ def test_class_created_after_claim_still_triggers(kube, core, storage, bodies) -
         "default", bodies.claim("c", storageClassName="gluster")
     )
     assert "annotations" not in _claim(kube)["metadata"]
+    assert _reasons(core, "c") == [
+        ("Warning", "ProvisioningFailed", 'storageclass.storage.k8s.io "gluster" not found')
+    ]
     storage.create_storage_class(bodies.storage_class())
     assert (
         _claim(kube)["metadata"]["annotations"]["volume.kubernetes.io/storage-provisioner"]

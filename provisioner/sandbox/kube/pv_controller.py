@@ -202,7 +202,11 @@ class PVController:
         if not class_name:
             return
         sc = self._store.get("storageclasses", "", class_name)
-        if sc is None or sc.get("provisioner") in (None, NO_PROVISIONER):
+        if sc is None:
+            message = f'storageclass.storage.k8s.io "{class_name}" not found'
+            self._event_once(claim, "Warning", "ProvisioningFailed", message)
+            return
+        if sc.get("provisioner") in (None, NO_PROVISIONER):
             return
         provisioner = sc["provisioner"]
         if sc.get("volumeBindingMode") == "WaitForFirstConsumer" and not _ann(claim).get(
