@@ -181,7 +181,9 @@ def test_schedule_starts_small_grows_and_caps() -> None:
 
 
 def test_schedule_jumps_to_a_learned_estimate() -> None:
-    policy = PollPolicy(first_delay=0.02, factor=2, max_interval=1.0, estimate_lead=0.9)
+    policy = PollPolicy(
+        first_delay=0.02, factor=2, max_interval=1.0, estimate_lead=0.9, fine_step=0.05
+    )
     delays = policy.delays(2.0)
     # 1.8, then every 0.1 s through 2.2 (the window 0.9..1.1 of the estimate), then growth.
     expected = [1.8, 0.1, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.0]
@@ -219,7 +221,7 @@ def test_client_learns_operation_latency_and_polls_less_next_time(
     fake_time.sleeps.clear()
     client.delete_volume(wire.VOL)
     # Second run: one long sleep near the estimate, then small steps.
-    assert fake_time.sleeps[0] == pytest.approx(0.9 * learned)
+    assert fake_time.sleeps[0] == pytest.approx(PollPolicy().estimate_lead * learned)
     assert first_run_polls == 7
 
 
