@@ -162,7 +162,7 @@ def test_claim_deleted_while_down_mid_provision(world: World) -> None:
     controller.start()
 
     world.bound_pv(survivor)  # the new process has started and indexed Heketi
-    world.converge(timeout=10)
+    world.converge(timeout=3)  # the successor has indexed Heketi already
 
 
 def test_bound_claim_deleted_while_down(world: World) -> None:
@@ -226,10 +226,10 @@ def test_create_still_in_flight_when_the_successor_starts(world: World) -> None:
     world.wait_for(lambda: world.heketi_counts()["POST /volumes 202"] == 1, 60, "the create")
     controller.kill()
     world.sim.set_latency(0.0)
-    world.sim.faults.fail_next("volume_create", count=4, status=500, text="try later")
+    world.sim.faults.fail_next("volume_create", count=3, status=500, text="try later")
 
     controller.start().wait_started()
-    world.wait_for(lambda: world.heketi_counts()["POST /volumes 500"] == 4, 60, "4 failures")
+    world.wait_for(lambda: world.heketi_counts()["POST /volumes 500"] == 3, 60, "3 failures")
     late = world.claim(sc)["metadata"]["name"]
     world.bound_pv(late)
     assert world.sim.complete_pending() == 1

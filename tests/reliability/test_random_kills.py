@@ -32,7 +32,7 @@ def env_int(name: str, default: int) -> int:
 
 KILLS = env_int("HEKETI_PROVISIONER_SOAK_KILLS", 20)
 CLAIMS = env_int("HEKETI_PROVISIONER_SOAK_CLAIMS", 100)
-MAX_PAUSE = 1.5  # seconds a controller lives at most between kills (random below it)
+MAX_PAUSE = 1.0  # seconds a controller lives at most between kills (random below it)
 
 
 def _load(world: World, sc: str, rng: random.Random, stop: threading.Event, span: float) -> None:
