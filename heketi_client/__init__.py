@@ -20,6 +20,7 @@ from heketi_client.models import (
 )
 from heketi_client.operations import LatencyEstimator, PollPolicy
 from heketi_client.retries import RetryPolicy
+from heketi_client.transport import ResponseObserver, route_template
 
 __all__ = [
     "BlockHostingInfo",
@@ -31,7 +32,9 @@ __all__ = [
     "LatencyEstimator",
     "NodeInfo",
     "PollPolicy",
+    "ResponseObserver",
     "RetryPolicy",
     "VolumeCreateRequest",
     "VolumeInfo",
+    "route_template",
 ]

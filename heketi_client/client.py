@@ -33,7 +33,7 @@ from heketi_client.jsontypes import (
 from heketi_client.models import ClusterInfo, DeviceInfo, NodeInfo, VolumeCreateRequest, VolumeInfo
 from heketi_client.operations import LatencyEstimator, OperationFollower, PollPolicy
 from heketi_client.retries import RetryPolicy
-from heketi_client.transport import Timeout, Transport, redact_url
+from heketi_client.transport import ResponseObserver, Timeout, Transport, redact_url
 
 J = TypeVar("J")
 T = TypeVar("T")
@@ -61,7 +61,10 @@ class HeketiClient:
     no Authorization header is sent (for servers run with ``--disable-auth``).
     ``timeout``: per HTTP request, seconds or (connect, read). ``operation_timeout``:
     per async operation. ``retry``, ``poll``: see ``RetryPolicy`` and ``PollPolicy``.
-    ``clock``, ``sleep`` and ``rng`` exist so tests can run without real waiting.
+    ``on_response``: called after every HTTP exchange (retries and polls too) with
+    method, route template, status (None when no answer came) and seconds, for
+    metrics; it never sees URLs, bodies or tokens. ``clock``, ``sleep`` and ``rng``
+    exist so tests can run without real waiting.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class HeketiClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        on_response: ResponseObserver | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -111,6 +115,7 @@ class HeketiClient:
             sleep=sleep,
             clock=clock,
             rng=rng,
+            on_response=on_response,
         )
         poll = poll or PollPolicy()
         self._operations = OperationFollower(

@@ -2,11 +2,18 @@
 
 Everything above this module speaks in paths and our exception tree; nothing above
 it sees ``requests`` exceptions or decides about retries.
+
+Callers that want figures (request counts, latency) pass a ``ResponseObserver``: it is
+told about every HTTP exchange, retries and queue polls included, by route template
+(``GET /queue/{id}``) rather than by URL, so that whatever aggregates the calls (a
+Prometheus client, in the provisioner) gets few, credential-free label values without
+this package depending on it.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Collection
 from typing import Any
@@ -30,6 +37,11 @@ from heketi_client.retries import RetryPolicy
 log = structlog.get_logger("heketi_client")
 
 Timeout = float | tuple[float, float]
+
+ResponseObserver = Callable[[str, str, int | None, float], None]
+"""``(method, route template, status or None when no answer came, seconds)``."""
+
+_ID_SEGMENT = re.compile(r"^[0-9a-fA-F]{8,}$")
 
 AMBIGUOUS_STATUSES = frozenset({502, 504})
 """Proxy answers meaning "the upstream may have got the request but I have no answer"."""
@@ -66,6 +78,20 @@ def _nothing_was_sent(error: requests.RequestException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
+def route_template(path: str) -> str:
+    """``/volumes/<32 hex>/expand?x`` -> ``/volumes/{id}/expand``: a bounded label value.
+
+    Heketi ids (volumes, clusters, nodes, devices, queue entries) are 32 hex digits;
+    the fixed segments of its API are words, none of them eight or more hex digits,
+    so such runs are ids. Absolute URLs (a Location header) lose scheme and host, so
+    neither a host nor a ``user:password@`` part can reach the result.
+    """
+    route = urlsplit(path).path if path.startswith(("http://", "https://")) else path
+    route = route.split("?", 1)[0].split("#", 1)[0]
+    segments = ["{id}" if _ID_SEGMENT.match(s) else s for s in route.strip("/").split("/")]
+    return "/" + "/".join(s for s in segments if s)
+
+
 class Transport:
     """Sends single requests to one Heketi server, with retries."""
 
@@ -81,6 +107,7 @@ class Transport:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_response: ResponseObserver | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.where = redact_url(self.base_url)
@@ -92,6 +119,7 @@ class Transport:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
+        self._on_response = on_response
 
     def url_for(self, path: str) -> str:
         """Join a host-relative path (as in Heketi's Location) to our base URL."""
@@ -161,21 +189,25 @@ class Transport:
                 allow_redirects=False,
             )
         except requests.RequestException as error:
+            elapsed = self._clock() - started
+            self._observe(method, path, None, elapsed)
             log.debug(
                 "heketi request failed",
                 method=method,
                 path=path,
                 error=type(error).__name__,
-                duration_ms=round((self._clock() - started) * 1000, 1),
+                duration_ms=round(elapsed * 1000, 1),
             )
             raise self._map_exception(error, method, path, idempotent) from error
         status = response.status_code
+        elapsed = self._clock() - started
+        self._observe(method, path, status, elapsed)
         log.debug(
             "heketi request",
             method=method,
             path=path,
             status=status,
-            duration_ms=round((self._clock() - started) * 1000, 1),
+            duration_ms=round(elapsed * 1000, 1),
         )
         if status < 400 or status in accept:
             return response
@@ -185,6 +217,15 @@ class Transport:
                 f"{method} {path} may or may not have been applied: {api_error}"
             ) from api_error
         raise api_error
+
+    def _observe(self, method: str, path: str, status: int | None, seconds: float) -> None:
+        """Tell the observer; its failure must never turn into a failed request."""
+        if self._on_response is None:
+            return
+        try:
+            self._on_response(method, route_template(path), status, seconds)
+        except Exception as error:
+            log.warning("response observer failed", error=type(error).__name__)
 
     def _map_exception(
         self, error: requests.RequestException, method: str, path: str, idempotent: bool
