@@ -204,17 +204,20 @@ def build_controller(settings: Settings) -> Controller:
     from provisioner.controller import Caches, Controller
     from provisioner.gluster import GlusterProvisioner
     from provisioner.kubeapi import KubeAPI, load_api_client
+    from provisioner.observability import Metrics
 
     kube = KubeAPI(load_api_client(settings.kubeconfig), request_timeout=settings.request_timeout)
     caches = Caches(kube, settings)
+    metrics = Metrics()
     provisioner = GlusterProvisioner(
         kube=kube,
         provisioner_name=settings.provisioner_name,
         class_lookup=caches.storage_class,
         heketi_concurrency=settings.heketi_concurrency,
         orphan_grace_seconds=settings.orphan_grace_seconds,
+        heketi_observer=metrics.observe_heketi,
     )
-    return Controller(kube, provisioner, settings, caches=caches)
+    return Controller(kube, provisioner, settings, caches=caches, metrics=metrics)
 
 
 def run(settings: Settings, *, leader_election: bool = True) -> int:
@@ -232,9 +235,18 @@ def run(settings: Settings, *, leader_election: bool = True) -> int:
             return controller.ready()
         return not stop.is_set()
 
-    health = start_health_server(settings.metrics_address, metrics=controller.metrics, ready=ready)
+    def problems() -> list[str]:
+        found = controller.problems()
+        if elector is not None and not elector.running() and not stop.is_set():
+            found.append("leader election thread ended")
+        return found
+
+    health = start_health_server(
+        settings.metrics_address, metrics=controller.metrics, ready=ready, problems=problems
+    )
     if elector is None:
         controller.start()
+        controller.metrics.leader.set(1)  # without election this replica acts as leader
     else:
         elector.start()
     stop.wait()
@@ -243,6 +255,7 @@ def run(settings: Settings, *, leader_election: bool = True) -> int:
     finished = controller.stop(0.0 if lost_lease else settings.shutdown_grace)
     if elector is not None:
         elector.release()
+    controller.metrics.leader.set(0)
     if health is not None:
         health.stop()
     return 0 if finished and not lost_lease else 1
@@ -256,6 +269,8 @@ def _elector(
     from provisioner.leader import LeaderElector, holder_identity, lease_name
 
     def start_in_background() -> None:  # callbacks must return at once
+        controller.metrics.leader.set(1)
+
         def start() -> None:
             try:
                 controller.start()
@@ -266,6 +281,7 @@ def _elector(
         threading.Thread(target=start, name="controller-start", daemon=True).start()
 
     def step_down() -> None:
+        controller.metrics.leader.set(0)
         lost.set()
         stop.set()
 

@@ -71,6 +71,11 @@ class Settings:
     """An unreferenced volume is deleted only if an earlier sweep, at least this long
     ago, saw it unreferenced too: a live process may be about to write its PV."""
 
+    stuck_worker_seconds: float = 1800.0
+    """``/healthz`` fails when a worker has spent longer than this on one item (every
+    Heketi request and operation has its own timeout, so this is generous).  Default
+    1800."""
+
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("workers must be at least 1")

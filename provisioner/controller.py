@@ -15,11 +15,13 @@ bound volumes does not queue 10,000 no-op keys in front of the next new claim.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import structlog
 
 from provisioner.annotations import LABEL_PROVISIONED_FOR_PVC
+from provisioner.bind_latency import BindTimer
 from provisioner.config import Settings
 from provisioner.deletion import sync_volume
 from provisioner.events import EventRecorder
@@ -43,6 +45,7 @@ from provisioner.predicates import (
 from provisioner.protocol import Provisioner, Reconciler
 from provisioner.provisioning import ClaimMemories, sync_claim
 from provisioner.versions import glusterfs_mountable, parse_kube_version
+from provisioner.work_context import log_context
 from provisioner.workqueue import WorkQueue, start_workers
 
 log = structlog.get_logger(__name__)
@@ -88,11 +91,24 @@ class Caches:
 
 
 class VolumeMemories:
-    """Which delete failures were already reported, so a retry loop stays quiet."""
+    """Which delete failures were already reported, so a retry loop stays quiet; and
+    which PVs (name, uid) this process finished deleting: removing our finalizer sends
+    one more update of the PV before its deletion reaches the cache, and that stale
+    copy must not run (and count, and log) the whole delete a second time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._reported: dict[str, set[str]] = {}
+        self._deleted: dict[str, str] = {}  # PV name -> uid; dropped when the PV goes
+
+    def mark_deleted(self, name: str, uid: str) -> None:
+        with self._lock:
+            self._reported.pop(name, None)
+            self._deleted[name] = uid
+
+    def was_deleted(self, name: str, uid: str) -> bool:
+        with self._lock:
+            return self._deleted.get(name) == uid
 
     def first_time(self, name: str, message: str) -> bool:
         with self._lock:
@@ -105,6 +121,7 @@ class VolumeMemories:
     def forget(self, name: str) -> None:
         with self._lock:
             self._reported.pop(name, None)
+            self._deleted.pop(name, None)
 
 
 class Controller:
@@ -133,11 +150,14 @@ class Controller:
         )
         self.memories = ClaimMemories()
         self.memories_for_volumes = VolumeMemories()
+        self.bind_timer = BindTimer(self.metrics.claim_bound)
         self.gate_message: str | None = None
         self.server_version = ""
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._busy_lock = threading.Lock()
+        self._busy_since: dict[str, tuple[Key, float]] = {}  # worker thread -> item, start
         self._wire()
 
     # -- event handlers: enqueue keys only ---------------------------------
@@ -162,9 +182,13 @@ class Controller:
     def _claim_changed(self, claim: Obj) -> None:
         if not (claim.get("spec") or {}).get("volumeName"):
             self.queue.add(("claim", object_key(claim)))
+        else:
+            self.bind_timer.observe(claim)
 
     def _claim_deleted(self, claim: Obj) -> None:
-        self.memories.forget(str(claim["metadata"].get("uid")))
+        uid = str(claim["metadata"].get("uid"))
+        self.memories.forget(uid)
+        self.bind_timer.forget(uid)
         # A PV deleted directly waits for its claim to go; now it can.
         volume = (claim.get("spec") or {}).get("volumeName")
         if volume:
@@ -260,6 +284,33 @@ class Controller:
     def ready(self) -> bool:
         return self._ready.is_set() and not self._stopped.is_set()
 
+    def problems(self) -> list[str]:
+        """Why the loops look wedged (empty when healthy), for ``/healthz``.
+
+        Before ``start`` (a standby) there is nothing to check. After it, every
+        informer's watch thread and every worker thread must be alive, and no worker
+        may have spent more than ``settings.stuck_worker_seconds`` on one item: each
+        Heketi call and operation has its own timeout, so a longer item is stuck.
+        """
+        if not self._ready.is_set() or self._stopped.is_set():
+            return []
+        found = [
+            f"informer {informer.resource}: watch thread ended"
+            for informer in self.caches.all()
+            if not informer.alive()
+        ]
+        found += [f"{t.name}: thread ended" for t in self._threads if not t.is_alive()]
+        limit = self.settings.stuck_worker_seconds
+        now = time.monotonic()
+        with self._busy_lock:
+            busy = list(self._busy_since.items())
+        found += [
+            f"{thread}: on {kind} {name} for {now - since:.0f}s (limit {limit:g}s)"
+            for thread, ((kind, name), since) in busy
+            if now - since > limit
+        ]
+        return found
+
     def stop(self, grace: float | None = None) -> bool:
         """Stop taking work; let in-flight items finish within ``grace``. True if they did."""
         self._stopped.set()
@@ -315,14 +366,26 @@ class Controller:
 
     def _process(self, key: Key) -> None:
         kind, name = key
+        thread = threading.current_thread().name
+        with self._busy_lock:
+            self._busy_since[thread] = (key, time.monotonic())
+        try:
+            # Every line logged while this item is handled (here, in the provisioner,
+            # in heketi_client) carries namespace, claim, class and volume.
+            with log_context(self, key):
+                self._sync(kind, name)
+        finally:
+            with self._busy_lock:
+                self._busy_since.pop(thread, None)
+            self.metrics.queue_depth.set(len(self.queue))
+
+    def _sync(self, kind: str, name: str) -> None:
         try:
             if kind == "claim":
                 sync_claim(self, name)
             else:
                 sync_volume(self, name)
         except Exception as exc:  # API trouble mid-operation: every step is safe to repeat
-            delay = self.queue.add_rate_limited(key)
+            delay = self.queue.add_rate_limited((kind, name))
             self.metrics.retries_total.inc()
             log.warning("sync.failed", kind=kind, key=name, error=str(exc)[:200], retry_in=delay)
-        finally:
-            self.metrics.queue_depth.set(len(self.queue))

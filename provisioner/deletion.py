@@ -39,6 +39,8 @@ def sync_volume(ctl: Controller, name: str) -> None:
     pv = ctl.pvs.get(name)
     if pv is None or not provisioned_by(pv, ctl.settings.provisioner_name):
         return
+    if ctl.memories_for_volumes.was_deleted(name, str(pv["metadata"].get("uid"))):
+        return  # a stale cached copy of a PV this process has just deleted
     ref = (pv.get("spec") or {}).get("claimRef") or {}
     claim = ctl.claims.get(f"{ref.get('namespace')}/{ref.get('name')}") if ref else None
     action = should_delete(pv, ctl.settings.provisioner_name, claim=claim)
@@ -76,11 +78,18 @@ def _delete(ctl: Controller, pv: Obj) -> None:
         )
         return
     remove_finalizer(ctl, pv)
-    # NotFound: the finalizer was the last one; Conflict: a same-named successor.
-    with contextlib.suppress(KubeNotFound, KubeConflict):
-        ctl.kube.delete("persistentvolumes", name, uid=pv["metadata"].get("uid"))
+    uid = str(pv["metadata"].get("uid"))
+    # Before the delete call, so that the informer's delete event (which forgets the
+    # mark) always comes after it; undone if the PV may still be there.
+    ctl.memories_for_volumes.mark_deleted(name, uid)
+    try:
+        # NotFound: the finalizer was the last one; Conflict: a same-named successor.
+        with contextlib.suppress(KubeNotFound, KubeConflict):
+            ctl.kube.delete("persistentvolumes", name, uid=pv["metadata"].get("uid"))
+    except BaseException:
+        ctl.memories_for_volumes.forget(name)
+        raise
     elapsed = time.monotonic() - started
-    ctl.memories_for_volumes.forget(name)
     ctl.queue.forget(("volume", name))
     ctl.metrics.delete_total.labels(**{"class": class_name}).inc()
     ctl.metrics.delete_duration.labels(**{"class": class_name}).observe(elapsed)

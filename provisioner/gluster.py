@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from heketi_client import VolumeCreateRequest, VolumeInfo
+from heketi_client import ResponseObserver, VolumeCreateRequest, VolumeInfo
 from heketi_client.errors import (
     HeketiConnectionError,
     HeketiError,
@@ -103,6 +103,7 @@ class GlusterProvisioner:
         operation_timeout: float = 600.0,
         pool: HeketiPool | None = None,
         orphan_grace_seconds: float = DEFAULT_ORPHAN_GRACE,
+        heketi_observer: ResponseObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
@@ -112,6 +113,7 @@ class GlusterProvisioner:
             concurrency=heketi_concurrency,
             timeout=heketi_timeout,
             operation_timeout=operation_timeout,
+            on_response=heketi_observer,
         )
         self.gids = GidAllocator()
         self.indexes = VolumeIndexes()

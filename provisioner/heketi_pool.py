@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from heketi_client import HeketiClient
+from heketi_client import HeketiClient, ResponseObserver
 from heketi_client.retries import RetryPolicy
 
 __all__ = ["DEFAULT_CONCURRENCY", "HeketiPool", "HeketiTarget", "normalise_url"]
@@ -58,13 +58,16 @@ class HeketiPool:
         operation_timeout: float = 600.0,
         retry: RetryPolicy | None = None,
         client_factory: ClientFactory | None = None,
+        on_response: ResponseObserver | None = None,
     ) -> None:
+        """``on_response`` is handed to every client made here (the metrics hook)."""
         if concurrency < 1:
             raise ValueError(f"heketi concurrency must be at least 1, got {concurrency}")
         self.concurrency = concurrency
         self._timeout = timeout
         self._operation_timeout = operation_timeout
         self._retry = retry
+        self._on_response = on_response
         self._factory = client_factory or self._default_client
         self._lock = threading.Lock()
         self._clients: dict[HeketiTarget, HeketiClient] = {}
@@ -81,6 +84,7 @@ class HeketiPool:
             timeout=self._timeout,
             operation_timeout=self._operation_timeout,
             retry=self._retry,
+            on_response=self._on_response,
         )
 
     def client(self, target: HeketiTarget) -> HeketiClient:

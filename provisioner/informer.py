@@ -142,6 +142,11 @@ class Informer:
     def has_synced(self) -> bool:
         return self._synced.is_set()
 
+    def alive(self) -> bool:
+        """False once the watch thread has ended without ``stop`` (a liveness check)."""
+        thread = self._thread
+        return thread is None or thread.is_alive() or self._stopped.is_set()
+
     def wait_for_sync(self, timeout: float) -> bool:
         return self._synced.wait(timeout)
 

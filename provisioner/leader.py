@@ -140,6 +140,10 @@ class LeaderElector:
         with self._lock:
             return self._leading and self._clock() < self._last_renew + self.renew_deadline
 
+    def running(self) -> bool:
+        """Whether the election thread is alive (False before ``start`` and after ``stop``)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def holder(self) -> str:
         """The holder this process last saw in the lease ("" if none or unknown)."""
         with self._lock:

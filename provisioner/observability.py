@@ -20,9 +20,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.exposition import generate_latest
 
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600)
+_REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+NO_ANSWER = "error"
+"""``status`` label of a Heketi request that got no HTTP answer (refused, reset, timeout)."""
 
 
 class Metrics:
+    """Every metric the process exports; the full list with labels is in docs/operations.md.
+
+    Label values are bounded and never secret: classes, Heketi route templates
+    (``GET /volumes/{id}``) and HTTP statuses, never URLs, ids or keys.
+    """
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -82,6 +91,39 @@ class Metrics:
             "Heketi volumes deleted by the orphan sweep (no claim and no PV named them).",
             registry=r,
         )
+        self.heketi_requests_total = Counter(
+            "heketi_provisioner_heketi_requests_total",
+            "HTTP requests to Heketi (retries and queue polls included), by route and status.",
+            ["operation", "status"],
+            registry=r,
+        )
+        self.heketi_request_duration = Histogram(
+            "heketi_provisioner_heketi_request_duration_seconds",
+            "Time of one HTTP request to Heketi, answered or not.",
+            ["operation"],
+            buckets=_REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.claim_bound = Histogram(
+            "heketi_provisioner_claim_bound_seconds",
+            "From a claim's creation to this controller seeing it Bound to a PV it provisioned.",
+            ["class"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.leader = Gauge(
+            "heketi_provisioner_leader",
+            "1 while this replica holds the leader Lease (or runs without election), else 0.",
+            registry=r,
+        )
+
+    def observe_heketi(self, method: str, route: str, status: int | None, seconds: float) -> None:
+        """``heketi_client``'s ``on_response`` hook: it passes route templates, not URLs."""
+        operation = f"{method} {route}"
+        self.heketi_requests_total.labels(
+            operation=operation, status=NO_ANSWER if status is None else str(status)
+        ).inc()
+        self.heketi_request_duration.labels(operation=operation).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -99,13 +141,21 @@ def parse_address(address: str) -> tuple[str, int] | None:
 
 
 class HealthServer:
-    """``/metrics``, ``/healthz`` (the process answers) and ``/readyz`` (caches synced)."""
+    """``/metrics``; ``/healthz``: the loops are not wedged (``problems`` is empty, and
+    the body lists what is wrong otherwise); ``/readyz``: ``ready()``."""
 
     def __init__(
-        self, host: str, port: int, *, metrics: Metrics, ready: Callable[[], bool]
+        self,
+        host: str,
+        port: int,
+        *,
+        metrics: Metrics,
+        ready: Callable[[], bool],
+        problems: Callable[[], list[str]] = list,
     ) -> None:
         self._metrics = metrics
         self._ready = ready
+        self._problems = problems
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -114,7 +164,9 @@ class HealthServer:
                 if path == "/metrics":
                     self._reply(200, outer._metrics.render(), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
-                    self._reply(200, b"ok\n")
+                    found = outer._problems()
+                    body = "".join(f"{p}\n" for p in found) or "ok\n"
+                    self._reply(503 if found else 200, body.encode())
                 elif path == "/readyz":
                     ok = outer._ready()
                     self._reply(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
@@ -150,13 +202,17 @@ class HealthServer:
 
 
 def start_health_server(
-    address: str, *, metrics: Metrics, ready: Callable[[], bool]
+    address: str,
+    *,
+    metrics: Metrics,
+    ready: Callable[[], bool],
+    problems: Callable[[], list[str]] = list,
 ) -> HealthServer | None:
     """Started server, or None when the address disables it."""
     parsed = parse_address(address)
     if parsed is None:
         return None
-    server = HealthServer(parsed[0], parsed[1], metrics=metrics, ready=ready)
+    server = HealthServer(parsed[0], parsed[1], metrics=metrics, ready=ready, problems=problems)
     server.start()
     return server
 
@@ -171,10 +227,19 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+_HANDLER_NAME = "heketi-provisioner"
+
+
 def configure_logging(
     log_format: str = "auto", level: str = "info", *, stream: TextIO | None = None
 ) -> None:
-    """JSON lines for collectors, readable lines on a terminal; chosen once at start."""
+    """JSON lines for collectors, readable lines on a terminal; chosen once at start.
+
+    Modules that log through the standard library (the Gluster provisioner, leader
+    election) go through the same processors, so their lines are rendered alike and
+    carry the bound claim context too; otherwise they would reach Python's bare
+    last-resort handler and lose both.
+    """
     out = stream or sys.stdout
     if log_format == "auto":
         log_format = "console" if out.isatty() else "json"
@@ -197,6 +262,28 @@ def configure_logging(
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=structlog.WriteLoggerFactory(out),  # one write per line: no interleaving
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(out)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                *processors,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)  # configured twice (tests): replace, never duplicate
+    root.addHandler(handler)
+    # Libraries stay at WARNING whatever the level: urllib3 and the kubernetes client
+    # log URLs and response bodies (a Secret's data among them) at DEBUG.
+    root.setLevel(max(numeric, logging.WARNING))
+    logging.getLogger("provisioner").setLevel(numeric)

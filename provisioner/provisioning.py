@@ -126,6 +126,7 @@ def sync_claim(ctl: Controller, key: str) -> None:
         f'External provisioner is provisioning volume for claim "{meta.get("namespace")}/'
         f'{meta.get("name")}"',
     )
+    ctl.bind_timer.expect(uid, pv_name, class_name or "")
     started = time.monotonic()
     try:
         try:
@@ -145,6 +146,7 @@ def sync_claim(ctl: Controller, key: str) -> None:
         report(WARNING, PROVISIONING_FAILED, exc.message)
         if isinstance(exc, InvalidInput) or not exc.retry:
             memory.invalid = True
+            ctl.bind_timer.forget(uid)
             ctl.queue.forget(("claim", key))
             logger.warning("provision.rejected", duration=round(elapsed, 3), error=exc.message)
         else:

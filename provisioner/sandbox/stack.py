@@ -8,11 +8,11 @@ same against a real cluster.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from provisioner.config import Settings
-from provisioner.controller import Caches, Controller
-from provisioner.kubeapi import KubeAPI, load_api_client
+from provisioner.controller import Controller
+from provisioner.kubeapi import KubeAPI
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
 
@@ -67,20 +67,11 @@ class SandboxStack:
         self.kube.start()
         if not self.options.with_controller:
             return
-        from provisioner.gluster import GlusterProvisioner
+        from provisioner.cli import build_controller
 
-        settings = self.options.settings
-        self.kube_api = KubeAPI(
-            load_api_client(self.kubeconfig_path), request_timeout=settings.request_timeout
-        )
-        caches = Caches(self.kube_api, settings)
-        provisioner = GlusterProvisioner(
-            kube=self.kube_api,
-            provisioner_name=settings.provisioner_name,
-            class_lookup=caches.storage_class,
-            heketi_concurrency=settings.heketi_concurrency,
-        )
-        self.controller = Controller(self.kube_api, provisioner, settings, caches=caches)
+        settings = replace(self.options.settings, kubeconfig=self.kubeconfig_path)
+        self.controller = build_controller(settings)
+        self.kube_api = self.controller.kube
         self.controller.start()
 
     def stop(self) -> None:

@@ -37,10 +37,17 @@ def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    """``audit_main`` points structlog at this test's (captured) stderr: undo that."""
+    """``audit_main`` points structlog, and the root logger's handler, at this test's
+    (captured) stderr and sets log levels: undo all of that."""
     saved = structlog.get_config()
+    root, ours = logging.getLogger(), logging.getLogger("provisioner")
+    handlers, levels = list(root.handlers), (root.level, ours.level)
     yield
     structlog.configure(**saved)
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(levels[0])
+    ours.setLevel(levels[1])
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,9 @@
 """RBAC: least privilege, no wildcards, exactly the grants the controller needs.
 
-``GRANTS`` is written by hand from what the controller does. A later test will derive
-the same set from the Kubernetes sandbox's request log (``KubeSandbox.request_log``,
-verbs in RBAC terms) and compare it with manifests/rbac.yaml.
+``GRANTS`` is written by hand from what the controller does;
+tests/observability/test_rbac_from_request_log.py derives the same set from the
+Kubernetes sandbox's request log while the controller runs, and compares it with
+manifests/rbac.yaml.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ def _grants(scope: str, group: str, resources: tuple[str, ...], verbs: str) -> s
 
 # (scope, apiGroup, resource, verb)
 GRANTS: set[tuple[str, str, str, str]] = (
-    _grants(CLUSTER, CORE, ("persistentvolumeclaims",), "get list watch")
-    | _grants(CLUSTER, CORE, ("persistentvolumes",), "get list watch create update patch delete")
-    | _grants(CLUSTER, "storage.k8s.io", ("storageclasses",), "get list watch")
+    _grants(CLUSTER, CORE, ("persistentvolumeclaims",), "list watch")
+    | _grants(CLUSTER, CORE, ("persistentvolumes",), "get list watch create patch delete")
+    | _grants(CLUSTER, "storage.k8s.io", ("storageclasses",), "list watch")
     | _grants(CLUSTER, CORE, ("secrets",), "get")
-    | _grants(CLUSTER, CORE, ("endpoints", "services"), "get list watch create update delete")
+    | _grants(CLUSTER, CORE, ("endpoints", "services"), "get list watch create delete")
+    | _grants(CLUSTER, CORE, ("endpoints",), "update")
     | _grants(CLUSTER, CORE, ("events",), "create patch")
     | _grants(OWN_NAMESPACE, "coordination.k8s.io", ("leases",), "get create update")
 )

@@ -1,0 +1,209 @@
+"""A controller wired as ``heketi-provisioner run`` wires it, against the sandboxes, with
+its ``/metrics``, ``/healthz`` and ``/readyz`` server on a loopback port.
+
+The test acts as a user through its own API client, whose user agent is not the
+controller's, so the request log tells the two apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from provisioner.cli import build_controller
+from provisioner.config import Settings
+from provisioner.controller import Controller
+from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
+from provisioner.observability import HealthServer, start_health_server
+from provisioner.sandbox.stack import SandboxStack, StackOptions
+
+T = TypeVar("T")
+NAMESPACE = "default"
+ADMIN_KEY = "observability-admin-key-0123456789"
+USER_AGENT = "observability-tests/1"
+FAST = Settings(
+    workers=4,
+    backoff_base=0.05,
+    backoff_cap=1.0,
+    resync_period=600.0,
+    watch_timeout=60,
+    metrics_address="",
+    shutdown_grace=5.0,
+    orphan_sweep_period=0.0,
+)
+_names = itertools.count(1)
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll until truthy; the pause only paces the loop, it synchronises nothing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def user_api(kubeconfig: str) -> KubeAPI:
+    """An API client that does not pass for the controller in the request log."""
+    api = KubeAPI(load_api_client(kubeconfig), request_timeout=10.0)
+    api.api_client.user_agent = USER_AGENT
+    return api
+
+
+class World:
+    def __init__(self, stack: SandboxStack, settings: Settings) -> None:
+        self.stack = stack
+        self.settings = replace(settings, kubeconfig=stack.kubeconfig_path)
+        self.sandbox = stack.kube
+        self.sim = stack.heketi
+        self.user = user_api(stack.kubeconfig_path)
+        self.controller: Controller | None = None
+        self.health: HealthServer | None = None
+
+    wait_for = staticmethod(wait_for)
+
+    def build(self, **overrides: Any) -> Controller:
+        """The controller (not started) and its health server on a free loopback port."""
+        self.controller = build_controller(replace(self.settings, **overrides))
+        self.health = start_health_server(
+            "127.0.0.1:0",
+            metrics=self.controller.metrics,
+            ready=self.controller.ready,
+            problems=self.controller.problems,
+        )
+        return self.controller
+
+    def get(self, path: str) -> tuple[int, str]:
+        assert self.health is not None
+        return http_get(self.health.port, path)
+
+    def metrics(self) -> str:
+        status, body = self.get("/metrics")
+        assert status == 200
+        return body
+
+    def secret(self) -> str:
+        name = f"heketi-{next(_names)}"
+        self.user.create(
+            "secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "type": "kubernetes.io/glusterfs",
+                "data": {"key": base64.b64encode(ADMIN_KEY.encode()).decode()},
+            },
+            NAMESPACE,
+        )
+        return name
+
+    def storage_class(self, *, secret: str | None = None, **params: str) -> str:
+        name = f"gluster-{next(_names)}"
+        parameters = {
+            "resturl": self.sim.url,
+            "restuser": "admin",
+            "secretNamespace": NAMESPACE,
+            "secretName": secret or self.secret(),
+            **params,
+        }
+        self.user.create(
+            "storageclasses",
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {"name": name},
+                "provisioner": self.settings.provisioner_name,
+                "reclaimPolicy": "Delete",
+                "parameters": parameters,
+            },
+        )
+        return name
+
+    def claim(self, storage_class: str) -> dict[str, Any]:
+        body = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": f"claim-{next(_names)}", "namespace": NAMESPACE},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": storage_class,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+        return self.user.create("persistentvolumeclaims", body, NAMESPACE)
+
+    def find(self, resource: str, name: str, namespace: str | None = None) -> Any:
+        try:
+            return self.user.get(resource, name, namespace)
+        except KubeNotFound:
+            return None
+
+    def bound_pv(self, claim: dict[str, Any]) -> dict[str, Any]:
+        def check() -> Any:
+            fresh = self.find("persistentvolumeclaims", claim["metadata"]["name"], NAMESPACE)
+            if not fresh or (fresh.get("status") or {}).get("phase") != "Bound":
+                return None
+            return self.find("persistentvolumes", fresh["spec"]["volumeName"])
+
+        return wait_for(check, what=f"claim {claim['metadata']['name']} Bound")
+
+    def delete_claim_and_wait(self, claim: dict[str, Any], pv: dict[str, Any]) -> None:
+        self.user.delete("persistentvolumeclaims", claim["metadata"]["name"], NAMESPACE)
+        name = pv["metadata"]["name"]
+        wait_for(lambda: self.find("persistentvolumes", name) is None, what=f"{name} deleted")
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop(grace=2.0)
+        if self.health is not None:
+            self.health.stop()
+
+
+def _world(tmp_path: Path, heketi_latency: float = 0.0) -> Iterator[World]:
+    stack = SandboxStack(
+        StackOptions(
+            kubeconfig_out=str(tmp_path / "kubeconfig"),
+            heketi_admin_key=ADMIN_KEY,
+            heketi_latency=heketi_latency,
+            with_controller=False,
+            settings=FAST,
+        )
+    )
+    stack.start()
+    made = World(stack, FAST)
+    try:
+        yield made
+    finally:
+        made.stop()
+        stack.stop()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    yield from _world(tmp_path)
+
+
+@pytest.fixture
+def slow_world(tmp_path: Path) -> Iterator[World]:
+    """Heketi operations take a second: there is work in flight to watch."""
+    yield from _world(tmp_path, heketi_latency=1.0)

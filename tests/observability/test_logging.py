@@ -1,0 +1,78 @@
+"""The JSON lines of one provision and one delete, as a log collector receives them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import structlog
+
+from provisioner.observability import configure_logging
+
+if TYPE_CHECKING:
+    from conftest import World
+
+ADMIN_KEY = "observability-admin-key-0123456789"
+CONTEXT = ("namespace", "claim", "class", "volume")
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root, ours = logging.getLogger(), logging.getLogger("provisioner")
+    handlers, levels = list(root.handlers), (root.level, ours.level)
+    saved = structlog.get_config()
+    configure_logging("json", "debug", stream=stream)
+    yield stream
+    structlog.configure(**saved)
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(levels[0])
+    ours.setLevel(levels[1])
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_every_line_about_the_claim_carries_its_context(
+    world: World, log_stream: io.StringIO
+) -> None:
+    controller = world.build()
+    controller.start()
+    sc = world.storage_class()
+    claim = world.claim(sc)
+    name = claim["metadata"]["name"]
+    pv = world.bound_pv(claim)
+    world.delete_claim_and_wait(claim, pv)
+    controller.stop(grace=2.0)
+
+    records = lines(log_stream)
+    expected = {
+        "namespace": "default",
+        "claim": name,
+        "class": sc,
+        "volume": pv["metadata"]["name"],
+    }
+    about = [r for r in records if r.get("claim") == name or r.get("volume") == expected["volume"]]
+    # Heketi requests, the Gluster provisioner's stdlib lines, the summaries: all of them.
+    events = {r["event"] for r in about}
+    assert "heketi request" in events
+    assert any(r.get("logger") == "provisioner.gluster" for r in about), events
+    for record in about:
+        assert {k: record.get(k) for k in CONTEXT} == expected, record
+
+    (provisioned,) = [r for r in about if r["event"].startswith("provision.")]
+    assert provisioned["event"] == "provision.succeeded"
+    assert isinstance(provisioned["duration"], float) and provisioned["level"] == "info"
+    (deleted,) = [r for r in about if r["event"].startswith("delete.")]
+    assert deleted["event"] == "delete.succeeded" and isinstance(deleted["duration"], float)
+
+    # Lines outside a work item carry no stale claim context.
+    started = [r for r in records if r["event"] == "controller.started"]
+    assert started and "claim" not in started[0]
+    assert ADMIN_KEY not in log_stream.getvalue()
