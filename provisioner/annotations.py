@@ -29,6 +29,17 @@ ANN_SECRET_NAMESPACE: Final = "heketi-provisioner.gluster.org/secret-namespace"
 ANN_SECRET_NAME: Final = "heketi-provisioner.gluster.org/secret-name"
 ANN_ENDPOINTS_NAME: Final = "heketi-provisioner.gluster.org/endpoints-name"
 
+# --- Ours, on the Service: the intent record, written before the Heketi create --------
+# With ANN_RESTURL, ANN_RESTUSER, ANN_SECRET_NAMESPACE and ANN_SECRET_NAME, these say
+# which Heketi volume a claim may have and which GID it holds, so that a crash between
+# the Heketi create and the PV write leaves a record in our own API server (never the
+# key: the Secret reference only).
+ANN_INTENT_CLAIM_UID: Final = "heketi-provisioner.gluster.org/claim-uid"
+ANN_INTENT_CLAIM_NAME: Final = "heketi-provisioner.gluster.org/claim-name"
+ANN_INTENT_STORAGE_CLASS: Final = "heketi-provisioner.gluster.org/storage-class"
+ANN_INTENT_VOLUME_NAME: Final = "heketi-provisioner.gluster.org/volume-name"
+ANN_INTENT_GID: Final = "heketi-provisioner.gluster.org/gid"
+
 # --- Endpoints / Service --------------------------------------------------------------
 LABEL_PROVISIONED_FOR_PVC: Final = "gluster.kubernetes.io/provisioned-for-pvc"
 

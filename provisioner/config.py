@@ -67,9 +67,10 @@ class Settings:
     """Seconds between sweeps for Heketi volumes no claim or PV accounts for (left by
     a crash before the PV was written); the first runs right after start.  0 disables."""
 
-    orphan_grace_seconds: float = 60.0
-    """An unreferenced volume is deleted only if an earlier sweep, at least this long
-    ago, saw it unreferenced too: a live process may be about to write its PV."""
+    orphan_grace_seconds: float = 10.0
+    """An orphaned intent record (claim gone, no PV) is acted on only if an earlier
+    sweep, at least this long ago, saw it orphaned too: covers a PV write a process
+    sent just before it died (see ``provisioner.orphans``).  Default 10."""
 
     stuck_worker_seconds: float = 1800.0
     """``/healthz`` fails when a worker has spent longer than this on one item (every

@@ -32,6 +32,7 @@ from provisioner.informer import (
     object_key,
     strip_managed_fields,
 )
+from provisioner.intent import intent_metadata
 from provisioner.kubeapi import KubeAPI
 from provisioner.observability import Metrics
 from provisioner.predicates import (
@@ -75,7 +76,8 @@ class Caches:
         self.classes = informer("storageclasses")
         # Only their presence is ever asked: keep the identity, not the body.
         self.endpoints = informer("endpoints", LABEL_PROVISIONED_FOR_PVC, metadata_only)
-        self.services = informer("services", LABEL_PROVISIONED_FOR_PVC, metadata_only)
+        # Services also keep their intent record (GIDs, the orphan sweep's candidates).
+        self.services = informer("services", LABEL_PROVISIONED_FOR_PVC, intent_metadata)
 
     def all(self) -> list[Informer]:
         return [self.claims, self.pvs, self.classes, self.endpoints, self.services]
@@ -155,6 +157,7 @@ class Controller:
         self.server_version = ""
         self._ready = threading.Event()
         self._stopped = threading.Event()
+        self._sweep_wake = threading.Event()  # a pending claim went: sweep soon
         self._threads: list[threading.Thread] = []
         self._busy_lock = threading.Lock()
         self._busy_since: dict[str, tuple[Key, float]] = {}  # worker thread -> item, start
@@ -193,6 +196,8 @@ class Controller:
         volume = (claim.get("spec") or {}).get("volumeName")
         if volume:
             self.queue.add(("volume", volume))
+        else:  # it may leave an intent record (and a volume) that no PV will ever name
+            self._sweep_wake.set()
 
     def _volume_changed(self, pv: Obj) -> None:
         if self.volume_needs_work(pv):
@@ -264,7 +269,7 @@ class Controller:
             for informer in group:
                 if not informer.wait_for_sync(sync_timeout):
                     raise TimeoutError(f"cache of {informer.resource} did not sync")
-        self.provisioner.prepare(self.pvs.list(), self.claims.list())
+        self.provisioner.prepare(self.pvs.list(), self.claims.list(), services=self.services.list())
         self._threads = start_workers(
             self.queue, self._process, count=self.settings.workers, name="worker"
         )
@@ -314,6 +319,7 @@ class Controller:
     def stop(self, grace: float | None = None) -> bool:
         """Stop taking work; let in-flight items finish within ``grace``. True if they did."""
         self._stopped.set()
+        self._sweep_wake.set()
         self.queue.shutdown()
         finished = self.queue.wait_idle(self.settings.shutdown_grace if grace is None else grace)
         for informer in self.caches.all():
@@ -326,23 +332,48 @@ class Controller:
         depend on thread timing), in the background so readiness does not wait."""
         if self.settings.orphan_sweep_period <= 0 or not isinstance(self.provisioner, Reconciler):
             return
-        first = (self.pvs.list(), self.claims.list(), self.classes.list())
+        first = (self.pvs.list(), self.claims.list(), self.classes.list(), self.services.list())
         sweeper = threading.Thread(
             target=self._orphan_sweep_loop, args=(first,), name="orphan-sweep", daemon=True
         )
         sweeper.start()
         self._threads.append(sweeper)
 
-    def _orphan_sweep_loop(self, first: tuple[list[Obj], list[Obj], list[Obj]]) -> None:
-        self.sweep_orphans(*first)
-        while not self._stopped.wait(self.settings.orphan_sweep_period):
+    def _orphan_sweep_loop(self, first: tuple[list[Obj], list[Obj], list[Obj], list[Obj]]) -> None:
+        """Sweep every period; sooner when a pending claim was deleted, and again when
+        a record the last sweep saw orphaned has waited out the provisioner's grace."""
+        pvs, claims, classes, services = first
+        self.sweep_orphans(pvs, claims, classes, services)
+        while not self._stopped.is_set():
+            self._sweep_wake.wait(self._next_sweep_in())
+            self._sweep_wake.clear()
+            if self._stopped.is_set():
+                return
             self.sweep_orphans(self.pvs.list(), self.claims.list(), self.classes.list())
 
-    def sweep_orphans(self, pvs: list[Obj], claims: list[Obj], classes: list[Obj]) -> int:
+    def _next_sweep_in(self) -> float:
+        period = self.settings.orphan_sweep_period
+        due = getattr(self.provisioner, "next_reconcile_in", None)
+        waiting = due() if callable(due) else None
+        # The small margin keeps the wake-up from landing a hair before the due time.
+        return period if waiting is None else min(period, waiting + 0.05)
+
+    def sweep_orphans(
+        self,
+        pvs: list[Obj],
+        claims: list[Obj],
+        classes: list[Obj],
+        services: list[Obj] | None = None,
+    ) -> int:
         """One ``reconcile`` of the provisioner; returns how many volumes it reclaimed."""
         assert isinstance(self.provisioner, Reconciler)
         try:
-            reclaimed = self.provisioner.reconcile(pvs, claims, classes)
+            reclaimed = self.provisioner.reconcile(
+                pvs,
+                claims,
+                classes,
+                services=self.services.list() if services is None else services,
+            )
         except Exception as exc:  # the next period is the retry
             log.warning("orphan_sweep.failed", error=str(exc)[:200])
             return 0

@@ -1,42 +1,51 @@
 """GlusterFS volumes through Heketi, behind the ``Provisioner`` protocol.
 
-Idempotency, which is what most of this module is about
---------------------------------------------------------
-A claim's Heketi volume name is derived from the claim uid, so a retry can *find* the
-volume an earlier attempt created instead of creating a second one. Heketi has no
-lookup by name, so finding costs a list plus a GET per volume (``volume_index``).
-That cost is paid only when this process cannot know the outcome of an earlier
-attempt:
+The intent record, written before the Heketi create
+----------------------------------------------------
+Provision writes, in this order (each step safe to repeat):
 
-* the claim was pending when the process started (``prepare`` gets those claims):
-  a previous process may have created the volume and died before the PV was written;
+1. allocate a GID for the claim's class;
+2. create the Service ``<customepnameprefix>-<claim uid>`` carrying the *intent
+   record* (``provisioner.intent``: claim uid and name, class, Heketi URL, the
+   planned volume name, the GID, the Secret reference and issuer; never the key).
+   If the Service exists already, the record on it wins: its GID is the claim's;
+3. create the Heketi volume (or find the one an earlier attempt made);
+4. create the Endpoints with the storage IPs Heketi reported;
+5. return the PV body (the controller writes it).
+
+Kubernetes writes per claim stay Service, Endpoints, PV (plus the two events) and
+Heketi sees the create and its polls, as before: only the order changed. What it
+buys is that from the moment a Heketi volume can exist, our own API server says so:
+
+* GIDs: ``prepare`` rebuilds the allocator from PVs *and* the records on our
+  Services, so a GID held by a volume whose PV was never written, or by a create
+  still running in Heketi (which Heketi's list hides), is never handed out again.
+  No Heketi listing is needed for that.
+* Leaks: a crash between the create and the PV write, followed by the claim's
+  deletion, leaves a record whose claim is gone and whose PV does not exist. The
+  orphan sweep (``orphans``) starts from those records and deletes exactly the
+  named volume on the named server; Heketi volumes without a record in our API
+  server (another cluster's, an operator's) are never touched.
+
+Finding an earlier attempt's volume
+-----------------------------------
+A claim's Heketi volume name is derived from the claim uid, so a retry can *find*
+the volume an earlier attempt created instead of creating a second one. Heketi has
+no lookup by name, so finding costs a list plus a GET per volume not seen before
+(``volume_index``). That is paid only when this process cannot know the outcome:
+
+* the Service already carried a record (or was an old Service without one) when
+  this process first tried the claim: another process may have created the volume;
 * an earlier attempt here ended in ``OutcomeUnknown``/``OperationTimeout``, or in a 401
   after Heketi accepted the POST (the ``user`` role cannot follow the operation);
 * Heketi said the name is already in use.
 
-Every other claim goes straight to a create: this process saw every earlier attempt
-for it and knows each one either failed cleanly or produced the volume recorded in
-``_attempts``. The controller never works on one claim from two threads at once (its
-work queue hands a key to one worker at a time), so an attempt record needs no lock
-of its own.
-
-GIDs after a restart
---------------------
-A previous process may have created a volume with gid X and died before writing the
-PV; rebuilding the allocator from PVs alone would hand X out again. Whenever a claim
-of ours was pending at start, ``prepare`` builds the name index of its Heketi server
-and marks the gid of *every* volume there as used in every class on that server,
-before any worker allocates. That is conservative (a gid another class's volume
-holds is skipped too), which costs nothing but a gap in the numbering. If Heketi is
-unreachable during ``prepare``, the server stays flagged and the first allocation on
-it builds the index first. Two gaps remain, both narrow: a crash that leaves a volume
-*and* no pending claim (the claim was deleted meanwhile) leaves an orphan in Heketi
-that no PV and no index accounts for; and a create the dead process left *in flight*
-is hidden by Heketi until it finishes, so an index built during that window misses
-its gid. Leader election makes the second unlikely: a successor starts only after the
-old lease expires, by which time such a create has usually finished. The first gap is
-closed by ``reconcile`` (the orphan sweep in ``orphans``), which deletes such volumes
-once a grace period shows that no process is still about to write their PV.
+A claim whose Service this process created provably has no volume yet (no process
+creates one before the record exists): it goes straight to the create. A clean
+failure keeps the GID reserved, since the record on the Service still names it;
+it goes back when the record goes (PV delete, or the sweep). The controller never
+works on one claim from two threads at once (its work queue hands a key to one
+worker at a time), so an attempt record needs no lock of its own.
 """
 
 from __future__ import annotations
@@ -56,19 +65,20 @@ from heketi_client.errors import (
     OutcomeUnknown,
     VolumeNameInUse,
 )
-from provisioner.annotations import ANN_PROVISIONED_BY
-from provisioner.claims import ClaimError, requested_gib, storage_class_name, validate_claim
+from provisioner.annotations import ANN_PROVISIONED_BY, LABEL_PROVISIONED_FOR_PVC
+from provisioner.claims import ClaimError, requested_gib, validate_claim
 from provisioner.classes import GlusterClassParameters, ParameterError, parse_class_parameters
 from provisioner.gid import GidAllocator, GidExhausted, gid_from_pv
 from provisioner.gluster_delete import VolumeDeleter
 from provisioner.heketi_credentials import target_for_class
 from provisioner.heketi_failures import provision_failure, user_role_hint
 from provisioner.heketi_pool import DEFAULT_CONCURRENCY, HeketiPool, HeketiTarget
+from provisioner.intent import Intent, read_intent
 from provisioner.kubeapi import KubeAPI, KubeAPIError
 from provisioner.objects import build_pv, endpoints_name, heketi_volume_name
 from provisioner.orphans import DEFAULT_ORPHAN_GRACE, OrphanSweeper
 from provisioner.protocol import InvalidInput, ProvisionError
-from provisioner.storage_endpoints import ensure_companions
+from provisioner.storage_endpoints import ensure_endpoints, write_intent
 from provisioner.volume_index import VolumeIndexes
 
 __all__ = ["GlusterProvisioner"]
@@ -87,6 +97,7 @@ class _Attempt:
     gid: int | None = None
     volume: VolumeInfo | None = None
     uncertain: bool = False  # a create may have happened that we did not see
+    recorded: bool = False  # the intent record on the Service holds ``gid``
 
 
 class GlusterProvisioner:
@@ -119,73 +130,50 @@ class GlusterProvisioner:
         self.indexes = VolumeIndexes()
         self._lock = threading.Lock()
         self._attempts: dict[str, _Attempt] = {}
-        self._pending_at_start: set[str] = set()
-        self._index_required: set[str] = set()  # servers whose gids must be marked first
-        self._class_servers: dict[str, str] = {}  # class name -> Heketi URL
         self._deleter = VolumeDeleter(self)
         self._provisioning: set[str] = set()  # claim uids with a provision() running
+        self._reclaiming: set[str] = set()  # claim uids the orphan sweep is cleaning up
         self.orphans = OrphanSweeper(self, grace_seconds=orphan_grace_seconds, clock=clock)
 
     # -- start-up ----------------------------------------------------------------
 
-    def prepare(self, pvs: Iterable[dict[str, Any]], claims: Iterable[dict[str, Any]]) -> None:
+    def prepare(
+        self,
+        pvs: Iterable[dict[str, Any]],
+        claims: Iterable[dict[str, Any]],
+        *,
+        services: Iterable[dict[str, Any]] | None = None,
+    ) -> None:
+        """Rebuild the GID allocator from PVs and from the intent records on our
+        Services (``services``: the controller's cache; None reads them from the API
+        server). ``claims`` is not needed any more: a pending claim with a record is
+        recognised when its Service turns out to exist, one without a record has no
+        volume. No Heketi request is made here."""
         for pv in pvs:
             gid = gid_from_pv(pv)
             if gid is not None:
                 self.gids.observe((pv.get("spec") or {}).get("storageClassName") or "", gid)
-        servers: dict[str, HeketiTarget] = {}
-        for claim in claims:
-            if (claim.get("spec") or {}).get("volumeName"):
-                continue
-            class_name = storage_class_name(claim) or ""
-            storage_class = self.class_lookup(class_name) if class_name else None
-            if not storage_class or storage_class.get("provisioner") != self.provisioner_name:
-                continue
-            self._pending_at_start.add(claim["metadata"]["uid"])
-            try:
-                params = parse_class_parameters(storage_class.get("parameters") or {})
-                target = target_for_class(self.kube, params, class_name=class_name)
-            except (ParameterError, ProvisionError):
-                continue  # the claim gets its event when a worker reaches it
-            self._class_servers[class_name] = target.url
-            servers.setdefault(target.url, target)
-        for url, target in servers.items():
-            with self._lock:
-                self._index_required.add(url)
-            try:
-                self._ensure_index(target)
-            except HeketiError as err:
-                log.warning(
-                    "cannot index Heketi volumes at %s yet (%s); the first "
-                    "provision on that server will",
-                    url,
-                    err,
-                )
+        for service in self.our_services() if services is None else services:
+            intent = read_intent(service)
+            if intent is not None:
+                self.gids.observe(intent.class_name, intent.gid)
 
-    def _ensure_index(self, target: HeketiTarget, *, refresh: bool = False) -> None:
-        index = self.indexes.for_server(target.url)
-        client = self.pool.client(target)
-        if refresh:
-            index.refresh(client)
-        else:
-            index.ensure_built(client)
-        self._mark_index_gids(target.url)
+    def our_services(self) -> list[dict[str, Any]]:
+        """Every Service with our label, read from the API server (all namespaces)."""
+        found = self.kube.list("services", label_selector=LABEL_PROVISIONED_FOR_PVC)
+        return list(found.get("items") or [])
 
-    def _mark_index_gids(self, url: str) -> None:
-        index = self.indexes.existing(url)
-        if index is None or not index.built:
-            return
-        with self._lock:
-            classes = [c for c, server in self._class_servers.items() if server == url]
-        for gid in index.gids():
-            for class_name in classes:
-                self.gids.observe(class_name, gid)
+    def look(self, target: HeketiTarget) -> None:
+        """Bring the server's name index up to date: one list, a GET per new id."""
+        self.indexes.for_server(target.url).refresh(self.pool.client(target))
 
     # -- provision ---------------------------------------------------------------
 
     def provision(self, claim: dict[str, Any], storage_class: dict[str, Any]) -> dict[str, Any]:
         uid = str(claim["metadata"]["uid"])
         with self._lock:
+            if uid in self._reclaiming:
+                raise ProvisionError("the claim's earlier volume is being cleaned up; will retry")
             self._provisioning.add(uid)  # the orphan sweep must not take its volume
         try:
             return self._provision(claim, storage_class)
@@ -202,15 +190,13 @@ class GlusterProvisioner:
             raise InvalidInput(str(err)) from None
         params = self._parameters(storage_class)
         target = target_for_class(self.kube, params, class_name=class_name)
-        with self._lock:
-            self._class_servers[class_name] = target.url
         metadata = claim["metadata"]
         uid, namespace = metadata["uid"], metadata["namespace"]
 
-        volume = self._find_or_create(claim, class_name, params, target, size)
         companions = endpoints_name(params.endpoints_prefix, uid)
+        volume = self._find_or_create(claim, class_name, params, target, size, companions)
         try:
-            ensure_companions(
+            ensure_endpoints(
                 self.kube,
                 namespace=namespace,
                 name=companions,
@@ -219,8 +205,8 @@ class GlusterProvisioner:
             )
         except KubeAPIError as err:
             raise ProvisionError(
-                f"Heketi volume {volume.name} ({volume.id}) exists, but writing Endpoints/"
-                f"Service {namespace}/{companions} failed: {err}; will retry"
+                f"Heketi volume {volume.name} ({volume.id}) exists, but writing Endpoints "
+                f"{namespace}/{companions} failed: {err}; will retry"
             ) from None
         try:
             return build_pv(
@@ -260,6 +246,7 @@ class GlusterProvisioner:
         params: GlusterClassParameters,
         target: HeketiTarget,
         size: int,
+        companions: str,
     ) -> VolumeInfo:
         uid = claim["metadata"]["uid"]
         name = heketi_volume_name(params, claim)
@@ -275,28 +262,34 @@ class GlusterProvisioner:
             attempt = self._attempts.get(uid)
             if attempt is None or attempt.server != target.url:
                 attempt = self._attempts[uid] = _Attempt(class_name, target.url)
-            must_look = attempt.uncertain or uid in self._pending_at_start
-            must_index = target.url in self._index_required
         if attempt.volume is not None:
             return attempt.volume
+        if not attempt.recorded:
+            intent = Intent(
+                namespace=claim["metadata"]["namespace"],
+                service=companions,
+                claim_uid=uid,
+                claim_name=claim["metadata"]["name"],
+                class_name=class_name,
+                rest_url=target.url,
+                volume_name=name,
+                gid=0,
+                rest_user=params.rest_user if params.auth_enabled else "",
+                secret_namespace=params.secret_namespace,
+                secret_name=params.secret_name,
+            )
+            self._record_intent(attempt, intent, params)
         index = self.indexes.for_server(target.url)
-        try:
-            if must_look or must_index:
-                self._ensure_index(target, refresh=attempt.uncertain)
-        except HeketiError as err:
-            raise failure(err, "looking for a volume an earlier attempt may have made") from None
-        if must_look:
+        if attempt.uncertain:
+            try:
+                self.look(target)
+            except HeketiError as err:
+                doing = "looking for a volume an earlier attempt may have made"
+                raise failure(err, doing) from None
             found = index.lookup(name)
             if found is not None:
                 return self._adopt(uid, attempt, found)
-            with self._lock:
-                self._pending_at_start.discard(uid)
-
-        if attempt.gid is None:
-            try:
-                attempt.gid = self.gids.allocate(class_name, params.gid_min, params.gid_max)
-            except GidExhausted as err:
-                raise ProvisionError(str(err)) from None
+        assert attempt.gid is not None
         request = VolumeCreateRequest(
             size=size,
             name=name,
@@ -313,7 +306,7 @@ class GlusterProvisioner:
         except VolumeNameInUse as err:
             # An earlier attempt (ours, or a previous process's) holds the name.
             try:
-                self._ensure_index(target, refresh=True)
+                self.look(target)
             except HeketiError as look_err:
                 attempt.uncertain = True
                 raise failure(look_err, "looking for the volume holding the name") from None
@@ -324,9 +317,8 @@ class GlusterProvisioner:
             raise failure(err) from None
         except HeketiError as err:
             if _may_have_happened(err, target.user):
-                attempt.uncertain = True  # the gid stays reserved for that volume
-            elif not attempt.uncertain:
-                self._forget_attempt(uid, attempt)  # Heketi made nothing: give the gid back
+                attempt.uncertain = True
+            # Either way the gid stays reserved: the intent record names it.
             raise failure(err) from None
         attempt.volume = volume
         attempt.uncertain = False
@@ -340,17 +332,51 @@ class GlusterProvisioner:
         )
         return volume
 
+    def _record_intent(
+        self, attempt: _Attempt, planned: Intent, params: GlusterClassParameters
+    ) -> None:
+        """Allocate the gid and write the record (step 2 of the module docstring).
+
+        Afterwards ``attempt.gid`` is the gid the record holds, and
+        ``attempt.uncertain`` says whether a volume may exist already.
+        """
+        if attempt.gid is None:
+            try:
+                attempt.gid = self.gids.allocate(attempt.class_name, params.gid_min, params.gid_max)
+            except GidExhausted as err:
+                raise ProvisionError(str(err)) from None
+        intent = Intent(**{**planned.__dict__, "gid": attempt.gid})
+        try:
+            recorded = write_intent(self.kube, intent)
+        except KubeAPIError as err:
+            # The Service may exist now (the answer was lost): keep the gid reserved.
+            raise ProvisionError(
+                f"writing Service {intent.namespace}/{intent.service} (the record made "
+                f"before the Heketi volume is created) failed: {err}; will retry"
+            ) from None
+        if recorded is not intent:
+            # Written before this process tried the claim: another attempt may have
+            # made the volume. Its gid is the claim's (an old Service without a
+            # record now carries ours).
+            attempt.uncertain = True
+            if recorded is not None and recorded.gid != attempt.gid:
+                self.gids.observe(attempt.class_name, recorded.gid)
+                self.gids.release(attempt.class_name, attempt.gid)
+                attempt.gid = recorded.gid
+        attempt.recorded = True
+
     def _adopt(self, uid: str, attempt: _Attempt, found: VolumeInfo) -> VolumeInfo:
-        """Take over a volume an earlier attempt created: its id and its gid."""
+        """Take over a volume an earlier attempt created: its id and its gid.
+
+        If the volume has another gid than the record (made by an earlier version),
+        both stay reserved: the record still names its own, and Services are never
+        updated (RBAC grants no update); the gap goes when the record goes.
+        """
         if found.gid:
             self.gids.observe(attempt.class_name, found.gid)
-        if attempt.gid is not None and attempt.gid != found.gid:
-            self.gids.release(attempt.class_name, attempt.gid)
-        attempt.gid = found.gid or attempt.gid
+            attempt.gid = found.gid
         attempt.volume = found
         attempt.uncertain = False
-        with self._lock:
-            self._pending_at_start.discard(uid)
         log.info(
             "found Heketi volume %s (%s) from an earlier attempt for claim %s",
             found.name,
@@ -358,13 +384,6 @@ class GlusterProvisioner:
             uid,
         )
         return found
-
-    def _forget_attempt(self, uid: str, attempt: _Attempt) -> None:
-        if attempt.gid is not None:
-            self.gids.release(attempt.class_name, attempt.gid)
-        with self._lock:
-            if self._attempts.get(uid) is attempt:
-                del self._attempts[uid]
 
     def _undo(self, target: HeketiTarget, uid: str, class_name: str, volume: VolumeInfo) -> None:
         client = self.pool.client(target)
@@ -378,7 +397,8 @@ class GlusterProvisioner:
                 "could not delete Heketi volume %s after a failed provision: %s", volume.id, err
             )
             return  # keep the gid and the record: the volume may still exist
-        self.volume_deleted(target.url, volume.id, class_name, volume.gid, uid)
+        # The gid stays reserved: the intent record on the Service still names it.
+        self.volume_deleted(target.url, volume.id, class_name, None, uid)
 
     def volume_deleted(
         self, url: str, volume_id: str, class_name: str, gid: int | None, claim_uid: str
@@ -401,13 +421,54 @@ class GlusterProvisioner:
         pvs: Iterable[dict[str, Any]],
         claims: Iterable[dict[str, Any]],
         storage_classes: Iterable[dict[str, Any]],
+        *,
+        services: Iterable[dict[str, Any]] | None = None,
     ) -> int:
-        return len(self.orphans.sweep(pvs, claims, storage_classes))
+        """Sweep the intent records; returns how many Heketi volumes were deleted."""
+        done = self.orphans.sweep(pvs, claims, storage_classes, services=services)
+        return sum(1 for r in done if r.volume_id)
+
+    def next_reconcile_in(self) -> float | None:
+        """When a record seen orphaned becomes due (see ``OrphanSweeper.next_due``)."""
+        return self.orphans.next_due()
 
     def in_flight_claims(self) -> set[str]:
         """Claim uids whose ``provision`` is running in this process right now."""
         with self._lock:
             return set(self._provisioning)
+
+    def begin_reclaim(self, claim_uid: str) -> bool:
+        """Reserve a claim uid for the sweep; False while a provision for it runs.
+        Until ``end_reclaim``, a provision for it fails with a retriable error."""
+        with self._lock:
+            if claim_uid in self._provisioning or claim_uid in self._reclaiming:
+                return False
+            self._reclaiming.add(claim_uid)
+            return True
+
+    def end_reclaim(self, claim_uid: str) -> None:
+        with self._lock:
+            self._reclaiming.discard(claim_uid)
+
+    def known_outcome(self, claim_uid: str) -> tuple[bool, VolumeInfo | None]:
+        """(True, volume or None) when this process saw every attempt for the claim
+        since its record was written; (False, None) when only Heketi can tell."""
+        with self._lock:
+            attempt = self._attempts.get(claim_uid)
+        if attempt is None or not attempt.recorded:
+            return False, None
+        if attempt.volume is not None:
+            return True, attempt.volume
+        return (not attempt.uncertain), None
+
+    def forget_attempt(self, claim_uid: str) -> None:
+        """Drop what this process knows of a claim (its record is being removed)."""
+        with self._lock:
+            self._attempts.pop(claim_uid, None)
+
+    def first_release(self, volume_id: str) -> bool:
+        """True the first time a volume's gid is given back (PV delete or sweep)."""
+        return self._deleter.first_release(volume_id)
 
     def attempt_gids(self, *, except_claim: str = "") -> set[tuple[str, int]]:
         """(class, gid) pairs held by this process's attempt records."""

@@ -107,9 +107,7 @@ class VolumeDeleter:
                     f"Heketi volume {info.volume_id} is gone, but deleting Endpoints/Service "
                     f"{info.endpoints_namespace}/{info.endpoints_name} failed: {err}"
                 ) from None
-        with self._lock:
-            first = info.volume_id not in self._released
-            self._released.add(info.volume_id)
+        first = self.first_release(info.volume_id)
         self.owner.volume_deleted(
             target.url,
             info.volume_id,
@@ -117,6 +115,13 @@ class VolumeDeleter:
             info.gid if first else None,
             info.claim_uid or "",
         )
+
+    def first_release(self, volume_id: str) -> bool:
+        """True only the first time for a volume: its gid goes back exactly once."""
+        with self._lock:
+            first = volume_id not in self._released
+            self._released.add(volume_id)
+            return first
 
     def delete_volume(self, target: HeketiTarget, volume_id: str) -> None:
         """Delete in Heketi; 404 is success, an uncertain outcome is settled by a GET."""

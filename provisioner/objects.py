@@ -156,13 +156,21 @@ def build_service(
     claim: Mapping[str, Any] | None = None,
     namespace: str | None = None,
     claim_name: str | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A selector-less Service: it keeps the same-named Endpoints from being collected."""
+    """A selector-less Service: it keeps the same-named Endpoints from being collected.
+
+    ``annotations``: the intent record (``provisioner.intent``), which provision
+    writes on the Service before it asks Heketi for the volume.
+    """
     namespace, claim_name = _claim_identity(claim, namespace, claim_name)
+    metadata = _companion_metadata(name, namespace, claim_name)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _companion_metadata(name, namespace, claim_name),
+        "metadata": metadata,
         "spec": {"ports": [{"port": GLUSTER_PORT, "protocol": "TCP", "targetPort": GLUSTER_PORT}]},
     }
 

@@ -3,64 +3,68 @@
 How one comes about: the process creates the Heketi volume and is killed before the
 PV is written, and the claim is deleted while no process runs. After a restart the
 claim is gone, so no worker looks for the volume, and no PV names it, so no delete
-ever reaches it. Only a look at Heketi itself can find it, and that is this sweep.
+ever reaches it.
 
-What a volume must be to be deleted (every condition, checked in this order):
+Where the sweep starts: the intent records (``provisioner.intent``) that provision
+writes on the claim's Service *before* the Heketi create. Heketi's own volume list
+is never used to guess: a ``pvc-<uid>`` volume with no record in our API server is
+another cluster's (one Heketi may serve several), an operator's, or older than the
+records, and is never touched (``audit`` still lists it).
 
-* named like ours (``pvc-<uid>`` or ``<prefix>_<namespace>_<claim>_<uid>``, as
-  ``audit.claim_uid_of_volume`` reads it): ``heketidbstorage``, ``vol_<id>`` and
-  other tenants' volumes are never touched;
-* named by no PV (``heketi-volume-id`` annotation, ``vol_<id>`` path, or the path
-  itself), whoever's the PV is: an operator recovering a volume by hand points a
-  static PV at it;
-* its claim uid is no live claim in the cache, and no ``provision`` for it runs in
-  this process;
-* made by the naming scheme of a StorageClass of ours on that server whose
-  ``reclaimPolicy`` is Delete, and of no such class with Retain. Kubernetes tells
-  operators to delete a Released PV of a Retain class and keep its storage: that
-  volume looks exactly like a crash orphan, and deleting it would destroy data kept
-  on purpose. Where that cannot be told apart, the volume is kept (``audit`` still
-  lists it);
-* seen like this in an earlier sweep, at least ``grace_seconds`` ago. A process
-  still alive (one that lost its Lease, a slow old replica) may be between the Heketi
-  create and the PV write; by the next sweep its PV exists. Just before deleting, the
-  PV ``pvc-<uid>`` is read from the API server too, so a lagging cache cannot hide it.
+A record is reclaimed when every one of these holds, checked in this order:
 
-Cost towards Heketi, per server: one ``GET /volumes``, then a GET only for ids that
-no PV references and that neither the volume index nor an earlier sweep has seen:
-normally none. With 10,000 bound PVs a sweep is one request per server; k new
-unreferenced volumes cost k GETs once, and a DELETE each when they are reclaimed.
+* its claim uid is no live claim in the cache, and no PV ``pvc-<uid>`` is cached;
+* it stayed so across two sweeps at least ``grace_seconds`` apart (see below);
+* its StorageClass still exists with ``reclaimPolicy: Delete``. Under Retain, a
+  Released PV deleted by its operator leaves exactly this picture, and its data is
+  meant to stay; with the class gone the policy is unknown. Both are kept, with one
+  warning per process;
+* no ``provision`` for the claim runs in this process (the two exclude each other
+  per claim uid while the sweep works on it);
+* the API server (not the cache) has no claim of that name with that uid, and a
+  direct GET of the PV answers 404: a lagging cache cannot make the sweep take a live volume.
 
-Only servers named by a StorageClass of ours are listed (with that class's
-credentials): a volume on any other server could not pass the reclaim-policy test.
+Then: the volume is looked up by its recorded name on the recorded server (what
+this process knows of the claim's attempt first; otherwise the name index, brought
+up to date with one list plus a GET per id not seen before), deleted (404 = done),
+its GID released once Heketi confirmed, then the Endpoints and the Service go. A
+record with no volume (the create failed, or never ran) just loses its Service and
+GID.
 
-GIDs: the volume's gid goes back to the allocator of our classes on that server,
-except where something still holds it: a PV of that class, an attempt record of
-this process in that class, or another volume on the server (whose class is not
-known). Keeping a gid costs a gap in the numbering; releasing one wrongly would hand
-out a duplicate.
+Why a grace at all: a PV is written only by a ``provision`` that started while the
+claim existed. In this process that is excluded above; with leader election no
+other process runs a provision (a leader that loses its Lease stops at once), so
+the only PV write that can still land is one a process sent just before it died.
+The grace (default 10 s) covers that, and a create a dead process left running in
+Heketi: the sweep that acts re-reads Heketi's list, so a volume that appeared
+meanwhile is found and deleted. A create still running longer than the successor's
+start plus the grace would appear after its record is gone; leader election's lease
+expiry (15 s) adds to that margin.
+
+Cost: with no candidate records, nothing beyond the caches (zero Heketi requests,
+zero API requests when the controller hands its Service cache in).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from heketi_client import HeketiClient, VolumeInfo
-from heketi_client.errors import HeketiError, NotFound, Unauthorized
-from provisioner.audit import claim_uid_of_volume
+from heketi_client import VolumeInfo
+from heketi_client.errors import HeketiError
 from provisioner.classes import ParameterError, parse_class_parameters
 from provisioner.gid import gid_from_pv
-from provisioner.heketi_credentials import target_for_class
-from provisioner.heketi_failures import scrub
-from provisioner.heketi_pool import HeketiTarget, normalise_url
+from provisioner.heketi_credentials import key_for_delete
+from provisioner.heketi_pool import HeketiTarget
+from provisioner.intent import Intent, read_intent
 from provisioner.kubeapi import KubeAPIError, KubeNotFound
-from provisioner.objects import delete_info, heketi_volume_name, pv_name
+from provisioner.objects import pv_name
 from provisioner.protocol import ProvisionError
+from provisioner.storage_endpoints import delete_companions
 
 if TYPE_CHECKING:
     from provisioner.gluster import GlusterProvisioner
@@ -69,18 +73,16 @@ __all__ = ["DEFAULT_ORPHAN_GRACE", "OrphanSweeper", "Reclaimed"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ORPHAN_GRACE = 60.0
-"""Seconds an unreferenced volume must have been seen before it is deleted."""
-
-_GET_WORKERS = 4
-_SAMPLE_UID = "00000000-0000-0000-0000-000000000000"
+DEFAULT_ORPHAN_GRACE = 10.0
+"""Seconds a record must have stayed orphaned (over two sweeps) before it is acted on."""
 
 Obj = dict[str, Any]
+_Key = tuple[str, str, str]  # namespace, Service name, claim uid
 
 
 @dataclass(frozen=True)
 class Reclaimed:
-    """One orphan deleted by a sweep."""
+    """One record cleaned up by a sweep; ``volume_id`` is "" if no volume existed."""
 
     server: str
     volume_id: str
@@ -93,24 +95,12 @@ class _Sighting:
     seen_at: float
 
 
-@dataclass
-class _Server:
-    """One Heketi server as our StorageClasses describe it."""
-
-    url: str
-    targets: list[HeketiTarget] = field(default_factory=list)
-    classes: list[str] = field(default_factory=list)
-    delete_schemes: set[str | None] = field(default_factory=set)
-    retain_schemes: set[str | None] = field(default_factory=set)
-
-
-def naming_scheme(volume_name: str) -> str | None:
-    """None for ``pvc-<uid>``; the prefix for ``<prefix>_<ns>_<claim>_<uid>``."""
-    return None if volume_name.lower().startswith("pvc-") else volume_name.split("_", 1)[0]
+def _key(intent: Intent) -> _Key:
+    return (intent.namespace, intent.service, intent.claim_uid)
 
 
 class OrphanSweeper:
-    """Remembers what earlier sweeps saw; ``sweep`` deletes what stayed orphaned.
+    """Remembers when each orphaned record was first seen; ``sweep`` acts on the due.
 
     Sweeps are meant to run one at a time (the controller's sweep thread).
     """
@@ -128,233 +118,240 @@ class OrphanSweeper:
         self.grace_seconds = grace_seconds
         self.clock = clock
         self._sweeps = 0
-        self._sightings: dict[str, dict[str, _Sighting]] = {}  # url -> id -> first seen
-        # url -> id -> volume: every volume a sweep had to GET, so it is fetched once
-        self._fetched: dict[str, dict[str, VolumeInfo]] = {}
-        self._kept_noted: set[tuple[str, str]] = set()  # (url, id) logged as kept
+        self._sightings: dict[_Key, _Sighting] = {}
+        self._kept_noted: set[_Key] = set()
 
     # -- the sweep -----------------------------------------------------------------
 
     def sweep(
-        self, pvs: Iterable[Obj], claims: Iterable[Obj], storage_classes: Iterable[Obj]
+        self,
+        pvs: Iterable[Obj],
+        claims: Iterable[Obj],
+        storage_classes: Iterable[Obj] = (),
+        *,
+        services: Iterable[Obj] | None = None,
     ) -> list[Reclaimed]:
-        """One pass over every server of ours; returns what was deleted."""
+        """One pass over the records; returns what was cleaned up.
+
+        ``services``: our Services (the controller's cache); None reads them from
+        the API server. ``storage_classes`` is unused (the class of a record is
+        looked up by name) and kept for the ``Reconciler`` signature.
+        """
         self._sweeps += 1
-        referenced_ids: set[str] = set()
-        referenced_names: set[str] = set()
-        pv_gids: set[tuple[str, int]] = set()
-        for pv in pvs:
-            spec = pv.get("spec") or {}
-            if "glusterfs" not in spec:
-                continue
-            info = delete_info(pv)
-            if info.volume_id:
-                referenced_ids.add(info.volume_id)
-            if info.volume_name:
-                referenced_names.add(info.volume_name)
+        if services is None:
+            try:
+                services = self.owner.our_services()
+            except KubeAPIError as err:
+                log.warning("orphan sweep cannot list Services: %s; next sweep", err)
+                return []
+        intents = [i for i in (read_intent(s) for s in services) if i is not None]
+        pv_list = list(pvs)
+        pv_names = {str(pv["metadata"].get("name")) for pv in pv_list}
+        live = {str(c["metadata"].get("uid")) for c in claims}
+        held: Counter[tuple[str, int]] = Counter((i.class_name, i.gid) for i in intents)
+        for pv in pv_list:
             gid = gid_from_pv(pv)
             if gid is not None:
-                pv_gids.add((info.class_name or "", gid))
-        live = {str(c["metadata"].get("uid")) for c in claims}
-        reclaimed: list[Reclaimed] = []
-        for server in self._servers(storage_classes).values():
-            try:
-                reclaimed += self._sweep_server(
-                    server, referenced_ids, referenced_names, live, pv_gids
-                )
-            except HeketiError as err:  # client errors never carry the key
-                log.warning("orphan sweep of Heketi at %s stopped: %s", server.url, err)
-            except Exception:  # one server's trouble must not stop the others
-                log.exception("orphan sweep of Heketi at %s failed", server.url)
-        return reclaimed
+                held[((pv.get("spec") or {}).get("storageClassName") or "", gid)] += 1
 
-    def _servers(self, storage_classes: Iterable[Obj]) -> dict[str, _Server]:
-        servers: dict[str, _Server] = {}
-        for storage_class in storage_classes:
-            if storage_class.get("provisioner") != self.owner.provisioner_name:
-                continue
-            name = storage_class["metadata"]["name"]
-            try:
-                params = parse_class_parameters(storage_class.get("parameters") or {})
-            except ParameterError:
-                continue  # its claims get the event; nothing was made through it
-            server = servers.setdefault(
-                normalise_url(params.rest_url), _Server(normalise_url(params.rest_url))
-            )
-            server.classes.append(name)
-            sample = {"metadata": {"uid": _SAMPLE_UID, "namespace": "n", "name": "c"}}
-            scheme = naming_scheme(heketi_volume_name(params, sample))
-            if (storage_class.get("reclaimPolicy") or "Delete") == "Delete":
-                server.delete_schemes.add(scheme)
-            else:
-                server.retain_schemes.add(scheme)
-            try:
-                target = target_for_class(self.owner.kube, params, class_name=name)
-            except ProvisionError as err:  # messages never carry the key
-                log.warning("orphan sweep cannot use StorageClass %s: %s", name, err.message)
-                continue
-            if target not in server.targets:
-                server.targets.append(target)
-        return servers
-
-    def _list(self, server: _Server) -> tuple[HeketiTarget, HeketiClient, list[str]] | None:
-        """The ids on the server, with the first credentials it accepts."""
-        for target in server.targets:
-            client = self.owner.pool.client(target)
-            try:
-                return target, client, client.list_volumes()
-            except Unauthorized:
-                continue
-            except HeketiError as err:
-                log.warning(
-                    "orphan sweep cannot list volumes at %s: %s",
-                    server.url,
-                    scrub(str(err), target.key),
-                )
-                return None
-        if server.targets:
-            log.warning("orphan sweep: Heketi at %s refused every credential", server.url)
-        return None
-
-    def _sweep_server(
-        self,
-        server: _Server,
-        referenced_ids: set[str],
-        referenced_names: set[str],
-        live: set[str],
-        pv_gids: set[tuple[str, int]],
-    ) -> list[Reclaimed]:
-        listed = self._list(server)
-        if listed is None:
-            return []
-        target, client, ids = listed
-        url = server.url
-        known = self._unreferenced(url, client, [i for i in ids if i not in referenced_ids])
-        before = self._sightings.get(url, {})
         now = self.clock()
-        in_flight = self.owner.in_flight_claims()
-        sightings: dict[str, _Sighting] = {}
-        due: list[tuple[VolumeInfo, str]] = []
-        for volume in known.values():
-            uid = claim_uid_of_volume(volume.name)
-            if uid is None:
-                continue  # not named like ours: never touched
-            if volume.name in referenced_names or uid in live or uid in in_flight:
+        candidates = {
+            _key(i): i
+            for i in intents
+            if i.claim_uid not in live and pv_name(i.claim_uid) not in pv_names
+        }
+        self._sightings = {
+            key: self._sightings.get(key) or _Sighting(self._sweeps, now) for key in candidates
+        }
+        self._kept_noted &= set(candidates)
+        reclaimed: list[Reclaimed] = []
+        for key, intent in candidates.items():
+            seen = self._sightings[key]
+            if seen.sweep == self._sweeps or now - seen.seen_at < self.grace_seconds:
                 continue
-            if not self._reclaimable(server, volume):
+            try:
+                done = self._reclaim(intent, held)
+            except Exception:  # one record's trouble must not stop the others
+                log.exception("orphan sweep of Service %s/%s failed", key[0], key[1])
                 continue
-            seen = before.get(volume.id) or _Sighting(self._sweeps, now)
-            sightings[volume.id] = seen
-            if seen.sweep < self._sweeps and now - seen.seen_at >= self.grace_seconds:
-                due.append((volume, uid))
-        self._sightings[url] = sightings
-        listed_ids = set(ids)
-        self._kept_noted = {k for k in self._kept_noted if k[0] != url or k[1] in listed_ids}
-
-        other_gids = {v.gid for v in known.values() if v.gid}
-        reclaimed = []
-        for volume, uid in due:
-            if self._delete(server, target, volume, uid):
-                del sightings[volume.id]
-                others = other_gids - {volume.gid} if _gid_unique(known, volume) else other_gids
-                self._release_gid(server, volume, uid, pv_gids, others)
-                reclaimed.append(Reclaimed(url, volume.id, volume.name))
+            if done is not None:
+                del self._sightings[key]
+                reclaimed.append(done)
         return reclaimed
 
-    def _unreferenced(
-        self, url: str, client: HeketiClient, ids: list[str]
-    ) -> dict[str, VolumeInfo]:
-        """The volumes behind ``ids``: from the provisioner's index or an earlier sweep
-        where known, else one GET each (remembered for the next sweeps)."""
-        index = self.owner.indexes.existing(url)
-        before = self._fetched.get(url, {})
-        known: dict[str, VolumeInfo] = {}
-        unknown: list[str] = []
-        for volume_id in ids:
-            volume = before.get(volume_id) or (index.get(volume_id) if index else None)
-            if volume is None:
-                unknown.append(volume_id)
-            else:
-                known[volume_id] = volume
-        fresh = {v.id: v for v in _fetch(client, unknown)}
-        known.update(fresh)
-        # Forget what is gone or referenced now.
-        self._fetched[url] = {i: v for i, v in before.items() if i in known} | fresh
-        return known
+    def next_due(self) -> float | None:
+        """Seconds until a record seen orphaned becomes due (0: at the next sweep);
+        None when none is waiting. Lets the caller sweep again soon after a
+        sighting instead of a whole period later."""
+        if not self._sightings:
+            return None
+        first = min(s.seen_at for s in self._sightings.values())
+        return max(0.0, first + self.grace_seconds - self.clock())
 
-    def _reclaimable(self, server: _Server, volume: VolumeInfo) -> bool:
-        scheme = naming_scheme(volume.name)
-        if scheme in server.delete_schemes and scheme not in server.retain_schemes:
-            return True
-        if (server.url, volume.id) not in self._kept_noted:
-            self._kept_noted.add((server.url, volume.id))
-            log.warning(
-                "keeping Heketi volume %s (%s) at %s although no claim or PV names it: no "
-                "StorageClass of ours there deletes volumes named like it, or one retains "
-                "them; delete it by hand if its data is not wanted",
-                volume.name,
-                volume.id,
-                server.url,
+    # -- one record ----------------------------------------------------------------
+
+    def _reclaim(self, intent: Intent, held: Counter[tuple[str, int]]) -> Reclaimed | None:
+        storage_class = self.owner.class_lookup(intent.class_name) if intent.class_name else None
+        if (storage_class or {}).get("reclaimPolicy", "Delete") != "Delete" or not storage_class:
+            self._keep(intent, storage_class)
+            return None
+        uid = intent.claim_uid
+        if not self.owner.begin_reclaim(uid):
+            return None  # a provision for it runs here: its PV is about to be written
+        try:
+            if not self._confirmed_gone(intent):
+                return None
+            return self._reclaim_confirmed(intent, storage_class, held)
+        finally:
+            self.owner.end_reclaim(uid)
+
+    def _reclaim_confirmed(
+        self, intent: Intent, storage_class: Obj, held: Counter[tuple[str, int]]
+    ) -> Reclaimed | None:
+        uid = intent.claim_uid
+        known, volume = self.owner.known_outcome(uid)
+        if known and volume is None:
+            target = None  # this process saw every attempt: none made a volume
+        else:
+            try:
+                target = self._target(intent, storage_class)
+            except ProvisionError as err:  # messages never carry the key
+                log.warning("orphan sweep cannot reach Heketi for %s: %s", intent.volume_name, err)
+                return None
+            try:
+                if volume is None:
+                    self.owner.look(target)
+                    volume = self.owner.indexes.for_server(target.url).lookup(intent.volume_name)
+                if volume is not None:
+                    self.owner.delete_backend_volume(target, volume.id)
+            except ProvisionError as err:  # delete_failure scrubs the key
+                log.warning("orphan sweep could not delete %s: %s", intent.volume_name, err)
+                return None
+            except HeketiError as err:  # client errors never carry the key
+                log.warning("orphan sweep cannot look %s up: %s", intent.volume_name, err)
+                return None
+        self._release(intent, volume, held)
+        try:
+            delete_companions(
+                self.owner.kube, namespace=intent.namespace, name=intent.service, claim_uid=uid
             )
-        return False
-
-    def _delete(self, server: _Server, target: HeketiTarget, volume: VolumeInfo, uid: str) -> bool:
-        if uid in self.owner.in_flight_claims():
-            return False
-        try:
-            self.owner.kube.get("persistentvolumes", pv_name(uid))
-            return False  # written since the cache was read
-        except KubeNotFound:
-            pass
         except KubeAPIError as err:
-            log.warning("orphan sweep cannot check PV %s: %s; next sweep", pv_name(uid), err)
-            return False
-        try:
-            self.owner.delete_backend_volume(target, volume.id)
-        except ProvisionError as err:  # delete_failure scrubs the key
-            log.warning("orphan sweep could not delete %s: %s", volume.name, err.message)
-            return False
+            log.warning(
+                "orphan sweep: volume of claim %s gone, Service %s/%s not yet: %s",
+                uid,
+                intent.namespace,
+                intent.service,
+                err,
+            )
+        if volume is None:
+            log.info(
+                "removed the record of claim %s (Service %s/%s): the claim is gone and no "
+                "Heketi volume was made for it",
+                uid,
+                intent.namespace,
+                intent.service,
+            )
+            return Reclaimed(intent.rest_url, "", intent.volume_name)
         log.info(
             "reclaimed orphaned Heketi volume %s (%s) at %s: claim %s is gone and no PV "
-            "names the volume",
+            "was written for it",
             volume.name,
             volume.id,
-            server.url,
+            intent.rest_url,
             uid,
         )
-        return True
+        return Reclaimed(intent.rest_url, volume.id, volume.name)
 
-    def _release_gid(
-        self,
-        server: _Server,
-        volume: VolumeInfo,
-        uid: str,
-        pv_gids: set[tuple[str, int]],
-        other_gids: set[int],
-    ) -> None:
-        held = self.owner.attempt_gids(except_claim=uid)
-        self.owner.volume_deleted(server.url, volume.id, "", None, uid)  # index, attempt
-        gid = volume.gid
-        if not gid or gid in other_gids:
-            return
-        for class_name in server.classes:
-            if (class_name, gid) not in pv_gids and (class_name, gid) not in held:
-                self.owner.gids.release(class_name, gid)
-
-
-def _gid_unique(known: dict[str, VolumeInfo], volume: VolumeInfo) -> bool:
-    return sum(1 for v in known.values() if v.gid == volume.gid) == 1
-
-
-def _fetch(client: HeketiClient, ids: list[str]) -> list[VolumeInfo]:
-    if not ids:
-        return []
-
-    def get(volume_id: str) -> VolumeInfo | None:
+    def _confirmed_gone(self, intent: Intent) -> bool:
+        """Claim and PV, read from the API server rather than the caches."""
+        kube = self.owner.kube
+        if not intent.claim_name:
+            return False
         try:
-            return client.get_volume(volume_id)
-        except NotFound:  # deleted between the list and the GET
-            return None
+            # A list by name rather than a GET: RBAC grants list and watch on claims.
+            found = kube.list(
+                "persistentvolumeclaims",
+                intent.namespace,
+                field_selector=f"metadata.name={intent.claim_name}",
+            )
+            uids = {str((c.get("metadata") or {}).get("uid")) for c in found.get("items") or ()}
+            if intent.claim_uid in uids:
+                return False  # the cache lags: the claim is there
+        except KubeAPIError as err:
+            log.warning("orphan sweep cannot check claim %s: %s; next sweep", intent.claim_uid, err)
+            return False
+        try:
+            kube.get("persistentvolumes", pv_name(intent.claim_uid))
+            return False  # written since the cache was read
+        except KubeNotFound:
+            return True
+        except KubeAPIError as err:
+            log.warning("orphan sweep cannot check PV %s: %s", pv_name(intent.claim_uid), err)
+            return False
 
-    with ThreadPoolExecutor(max_workers=min(_GET_WORKERS, len(ids))) as pool:
-        return [v for v in pool.map(get, ids) if v is not None]
+    def _target(self, intent: Intent, storage_class: Obj) -> HeketiTarget:
+        fallback = ""
+        try:
+            params = parse_class_parameters(storage_class.get("parameters") or {})
+            if params.rest_url == intent.rest_url:
+                fallback = params.rest_user_key  # the deprecated key in the class
+        except ParameterError:
+            pass
+        key = key_for_delete(
+            self.owner.kube,
+            self.owner.pool,
+            url=intent.rest_url,
+            user=intent.rest_user,
+            secret_namespace=intent.secret_namespace,
+            secret_name=intent.secret_name,
+            fallback_key=fallback,
+            named_by=f"Service {intent.namespace}/{intent.service}",
+        )
+        return HeketiTarget(intent.rest_url, intent.rest_user, key)
+
+    def _release(
+        self, intent: Intent, volume: VolumeInfo | None, held: Counter[tuple[str, int]]
+    ) -> None:
+        """Give back the recorded gid (and the volume's, if another) unless something
+        else holds it: a PV or another record of the class, or an attempt here.
+        Keeping one costs a gap in the numbering; releasing one wrongly would hand
+        out a duplicate."""
+        owner = self.owner
+        class_name = intent.class_name
+        others = owner.attempt_gids(except_claim=intent.claim_uid)
+        if volume is not None:
+            owner.volume_deleted(intent.rest_url, volume.id, class_name, None, intent.claim_uid)
+            if not owner.first_release(volume.id):
+                return  # the PV delete path gave it back already
+        else:
+            owner.forget_attempt(intent.claim_uid)
+        gids = {intent.gid} | ({volume.gid} if volume is not None and volume.gid else set())
+        for gid in gids:
+            own = 1 if gid == intent.gid else 0
+            if held[(class_name, gid)] - own > 0 or (class_name, gid) in others:
+                continue
+            owner.gids.release(class_name, gid)
+            held[(class_name, gid)] -= own
+
+    def _keep(self, intent: Intent, storage_class: Obj | None) -> None:
+        key = _key(intent)
+        if key in self._kept_noted:
+            return
+        self._kept_noted.add(key)
+        why = (
+            f"its StorageClass {intent.class_name} retains volumes"
+            if storage_class is not None
+            else f"its StorageClass {intent.class_name or '(none)'} is gone, so whether to "
+            "keep its data is unknown"
+        )
+        log.warning(
+            "keeping Heketi volume %s at %s (if it exists) and Service %s/%s although "
+            "claim %s is gone and no PV names it: %s; delete them by hand if the data "
+            "is not wanted",
+            intent.volume_name,
+            intent.rest_url,
+            intent.namespace,
+            intent.service,
+            intent.claim_uid,
+            why,
+        )

@@ -26,7 +26,13 @@ class FailingProvisioner:
         self.calls = 0
         self.lock = threading.Lock()
 
-    def prepare(self, pvs: Iterable[dict[str, Any]], claims: Iterable[dict[str, Any]]) -> None:
+    def prepare(
+        self,
+        pvs: Iterable[dict[str, Any]],
+        claims: Iterable[dict[str, Any]],
+        *,
+        services: Iterable[dict[str, Any]] | None = None,
+    ) -> None:
         pass
 
     def provision(self, claim: dict[str, Any], storage_class: dict[str, Any]) -> dict[str, Any]:

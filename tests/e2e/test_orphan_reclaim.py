@@ -1,11 +1,14 @@
 """The leak the orphan sweep closes, end to end: a process dies between the Heketi create
-and the PV write, and the claim is deleted while no process runs."""
+and the PV write, and the claim is deleted while no process runs. The sweep starts
+from the intent record written on the claim's Service before the create."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from heketi_client import HeketiClient, VolumeCreateRequest
 from provisioner.audit import run_audit
 from provisioner.controller import Caches, Controller
 from provisioner.gluster import GlusterProvisioner
@@ -15,6 +18,7 @@ if TYPE_CHECKING:
     from conftest import Cluster
 
 PROVISIONER = "gluster.org/heketi"
+ADMIN_KEY = "e2e-admin-key-0123456789abcdef"  # as in conftest.py
 
 
 def start_sweeping_controller(cluster: Cluster, *, period: float, grace: float) -> Controller:
@@ -75,19 +79,80 @@ def test_a_volume_left_by_a_killed_process_is_reclaimed(cluster_factory: Any) ->
 
 
 def test_the_first_sweep_runs_at_start_and_zero_disables_it(cluster_factory: Any) -> None:
+    """A record orphaned while no process ran: the sweep at start sees it, and the
+    loop comes back once the grace is over rather than a whole period later."""
     cluster: Cluster = cluster_factory(with_controller=False)
-    cluster.storage_class()
-    cluster.sim.reset_requests()
-    sweeping = start_sweeping_controller(cluster, period=600.0, grace=60.0)
-    cluster.wait_for(
-        lambda: cluster.heketi_counts() == {"GET /volumes 200": 1}, what="the first sweep"
-    )
-    cluster.stop_controller()
-    assert any(t.name == "orphan-sweep" for t in sweeping._threads)
+    sc = cluster.storage_class()
+    doomed = leave_a_crash_orphan(cluster, sc)
     cluster.sim.reset_requests()
 
-    quiet = start_sweeping_controller(cluster, period=0.0, grace=60.0)
-
+    quiet = start_sweeping_controller(cluster, period=0.0, grace=0.0)
     assert quiet.ready()
     assert not any(t.name == "orphan-sweep" for t in quiet._threads)
     assert cluster.heketi_counts() == {}
+    cluster.stop_controller()
+
+    sweeping = start_sweeping_controller(cluster, period=600.0, grace=0.3)
+    cluster.wait_for(lambda: doomed not in cluster.volume_names(), what="the orphan reclaimed")
+    assert any(t.name == "orphan-sweep" for t in sweeping._threads)
+
+
+def test_another_clusters_volume_named_like_ours_is_never_deleted(cluster_factory: Any) -> None:
+    """One Heketi serves two Kubernetes clusters: the other one's ``pvc-<uid>`` volume
+    has no intent record in our API server, so it is not ours to reclaim."""
+    cluster: Cluster = cluster_factory(with_controller=False)
+    sc = cluster.storage_class()
+    foreign = f"pvc-{uuid.uuid4()}"
+    HeketiClient(cluster.sim.url, user="admin", key=ADMIN_KEY).create_volume(
+        VolumeCreateRequest(size=1, name=foreign)
+    )
+    doomed = leave_a_crash_orphan(cluster, sc)
+
+    new = start_sweeping_controller(cluster, period=0.2, grace=0.0)
+    cluster.wait_for(lambda: doomed not in cluster.volume_names(), what="our orphan reclaimed")
+    cluster.wait_for(
+        lambda: new.metrics.orphans_reclaimed_total._value.get() == 1, what="the count"
+    )
+
+    assert cluster.volume_names() == [foreign]
+    assert cluster.heketi_counts()["DELETE /volumes/{id} 202"] == 1
+
+
+def test_a_pending_claim_deleted_while_running_loses_its_record_soon(
+    cluster_factory: Any,
+) -> None:
+    """Heketi keeps failing the create; the claim goes. Its Service (the record) and
+    its GID are cleaned up after the grace, not a whole sweep period later."""
+    cluster: Cluster = cluster_factory(with_controller=False)
+    sc = cluster.storage_class()
+    start_sweeping_controller(cluster, period=600.0, grace=0.3)
+    cluster.sim.faults.fail_async_next("volume_create", count=1000, text="brick mount failed")
+    claim = cluster.claim(sc)
+    service = f"glusterfs-dynamic-{claim['metadata']['uid']}"
+    cluster.warning(claim)
+    assert cluster.get("services", service, "default") is not None
+
+    cluster.delete_claim(claim)
+
+    cluster.wait_for(
+        lambda: cluster.get("services", service, "default") is None, what="the record removed"
+    )
+    cluster.sim.faults.clear()
+    assert cluster.volume_names() == []
+
+
+def leave_a_crash_orphan(cluster: Cluster, sc: str) -> str:
+    """A process makes the volume, is stopped before the PV, and the claim is deleted
+    while no process runs; returns the volume name."""
+    old = cluster.start_controller()
+    hold = cluster.sim.faults.hold_next("volume_create", after_effect=True)
+    doomed = cluster.claim(sc)
+    name = f"pvc-{doomed['metadata']['uid']}"
+    assert hold.wait_reached(20.0)
+    cluster.wait_for(lambda: name in cluster.volume_names(), what="the Heketi volume")
+    cluster.stop_controller(grace=0.1)
+    cluster.delete_claim(doomed)
+    cluster.wait_for(lambda: cluster.fresh_claim(doomed) is None, what="the claim to go")
+    hold.release(proceed=False)
+    assert old.queue.wait_idle(20.0)
+    return name

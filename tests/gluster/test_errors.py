@@ -68,19 +68,26 @@ def test_no_space_names_size_and_durability(world: World) -> None:
     assert error.retry
 
 
-def test_unreachable_heketi_names_the_url_and_releases_the_gid(world: World) -> None:
+def test_unreachable_heketi_names_the_url_and_the_gid_stays_with_the_claim(
+    world: World,
+) -> None:
+    """The intent record on the claim's Service names the gid, so it stays reserved
+    for that claim (and its retry uses it) instead of going to the next claim."""
     gluster = world.provisioner()
     sc = world.storage_class()
     url = world.sim.url
+    failed = world.claim(sc)
     world.sim.down()
     try:
-        error = provision_error(world, world.claim(sc), sc, gluster=gluster)
+        error = provision_error(world, failed, sc, gluster=gluster)
     finally:
         world.sim.up()
     assert error.message.startswith(f"cannot reach Heketi at {url}: ")
     assert error.retry
     pv = gluster.provision(world.claim(sc), sc)
-    assert pv["metadata"]["annotations"][ANN_GID] == "2000"
+    assert pv["metadata"]["annotations"][ANN_GID] == "2001"
+    retried = gluster.provision(failed, sc)
+    assert retried["metadata"]["annotations"][ANN_GID] == "2000"
 
 
 def test_heketi_rejection_is_quoted(world: World) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from heketi_client import HeketiClient, VolumeCreateRequest
 from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
 from provisioner.gluster import GlusterProvisioner
 from provisioner.protocol import ProvisionError
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
     from conftest import World
 
     from provisioner.sandbox.heketi import HeketiSimulator
+
+
+ADMIN_KEY = "admin-Key-7f3c9e1b"  # as in conftest.py
 
 
 def fail_once(world: World, gluster: GlusterProvisioner, claim: dict, sc: dict) -> ProvisionError:
@@ -118,19 +122,39 @@ def test_heketi_down_during_prepare_defers_the_index_to_first_use(world: World) 
     assert second.provision(pending, sc)["metadata"]["annotations"][ANN_GID] == "2000"
 
 
-def test_name_already_in_use_adopts_the_existing_volume(world: World) -> None:
-    """A volume of that name exists but this process has no record of it."""
+def test_an_existing_record_makes_a_stranger_look_before_creating(world: World) -> None:
+    """Another process wrote the intent record and made the volume; this one has no
+    memory of the claim: the Service it cannot create tells it to look."""
     sc = world.storage_class()
     claim = world.claim(sc)
     world.provisioner().provision(claim, sc)
     (volume,) = world.sim.volumes()
+    world.sim.reset_requests()
 
-    stranger = world.provisioner()  # no prepare: does not know the claim was pending
+    stranger = world.provisioner()  # no prepare
     pv = stranger.provision(claim, sc)
 
     assert len(world.sim.volumes()) == 1
     assert pv["metadata"]["annotations"][ANN_HEKETI_VOLUME_ID] == volume["id"]
     assert pv["metadata"]["annotations"][ANN_GID] == str(volume["gid"])
+    assert "POST /volumes 202" not in world.counts()
+    assert world.counts().get("GET /volumes 200") == 1
+
+
+def test_name_already_in_use_without_a_record_adopts_the_existing_volume(world: World) -> None:
+    """A volume of that name exists (an earlier version made it, before records
+    existed) but no Service says so: Heketi's "already in use" answer sends it looking."""
+    sc = world.storage_class()
+    claim = world.claim(sc)
+    made = HeketiClient(world.sim.url, user="admin", key=ADMIN_KEY).create_volume(
+        VolumeCreateRequest(size=1, name=f"pvc-{claim['metadata']['uid']}", gid=2345)
+    )
+
+    pv = world.provisioner().provision(claim, sc)
+
+    assert len(world.sim.volumes()) == 1
+    assert pv["metadata"]["annotations"][ANN_HEKETI_VOLUME_ID] == made.id
+    assert pv["metadata"]["annotations"][ANN_GID] == "2345"
     assert world.counts().get("POST /volumes 500") == 1  # the "already in use" answer
 
 

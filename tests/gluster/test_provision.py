@@ -128,7 +128,7 @@ def test_companion_failure_is_retried_without_a_second_volume(world: World) -> N
         gluster.provision(claim, sc)
     except ProvisionError as err:
         assert err.retry
-        assert "Endpoints/Service" in err.message
+        assert "writing Endpoints" in err.message
         assert "etcd hiccup" in err.message
     else:
         raise AssertionError("the injected Endpoints failure was not reported")
