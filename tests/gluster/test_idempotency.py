@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -191,3 +192,25 @@ def test_prepare_counts_gids_of_existing_pvs_per_class(world: World) -> None:
         gluster.provision(world.claim(sc), sc)["metadata"]["annotations"][ANN_GID] for _ in range(2)
     ]
     assert gids == ["2002", "2004"]
+
+
+def test_a_gid_recorded_for_a_create_still_in_flight_is_not_handed_out(world: World) -> None:
+    """A dead process's create still runs in Heketi (its list hides it): the record on
+    the Service, handed to prepare, holds the GID; prepare asks Heketi nothing."""
+    sc = world.storage_class()
+    first = world.claim(sc)
+    hold = world.sim.faults.hold_next("volume_create")
+    dying = threading.Thread(target=world.provisioner().provision, args=(first, sc))
+    dying.start()
+    try:
+        assert hold.wait_reached(10.0)
+        world.sim.reset_requests()
+        services = world.sandbox.list_objects("services", "default")
+        second = world.provisioner()
+        second.prepare([], [], services=services)
+        assert world.counts() == {}
+        fresh = second.provision(world.claim(sc), sc)
+    finally:
+        hold.release(proceed=False)
+        dying.join(30.0)
+    assert fresh["metadata"]["annotations"][ANN_GID] == "2001"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import TYPE_CHECKING
 
 from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID, LABEL_PROVISIONED_FOR_PVC
+from provisioner.intent import read_intent
 from provisioner.protocol import ProvisionError
 
 if TYPE_CHECKING:
     from conftest import World
 
 NAMESPACE = "default"
+ADMIN_KEY = "admin-Key-7f3c9e1b"  # as in conftest.py
 
 STORAGE_IPS = ["10.0.1.1", "10.0.1.2", "10.0.1.3"]
 
@@ -177,3 +181,36 @@ def test_no_gid_left_in_the_range_is_reported_without_heketi(world: World) -> No
     else:
         raise AssertionError("a second volume got a GID outside the class range")
     assert world.heketi_requests() == before
+
+
+def test_the_intent_record_is_on_the_service_before_heketi_is_asked(world: World) -> None:
+    """Held at the Heketi create: the Service already says which volume, on which
+    server, with which GID and how to authenticate (never with the key)."""
+    gluster = world.provisioner()
+    secret = world.secret()
+    sc = world.storage_class(secret=secret)
+    claim = world.claim(sc)
+    uid = claim["metadata"]["uid"]
+    name = f"glusterfs-dynamic-{uid}"
+    hold = world.sim.faults.hold_next("volume_create")
+    worker = threading.Thread(target=gluster.provision, args=(claim, sc))
+    worker.start()
+    try:
+        assert hold.wait_reached(10.0)
+        service = world.sandbox.get_object("services", NAMESPACE, name)
+        assert service is not None
+        assert world.sandbox.get_object("endpoints", NAMESPACE, name) is None
+    finally:
+        hold.release()
+        worker.join(30.0)
+    intent = read_intent(service)
+    assert intent is not None
+    assert (intent.claim_uid, intent.claim_name, intent.class_name) == (
+        uid, claim["metadata"]["name"], sc["metadata"]["name"],
+    )  # fmt: skip
+    assert (intent.rest_url, intent.rest_user, intent.volume_name, intent.gid) == (
+        world.sim.url, "admin", f"pvc-{uid}", 2000,
+    )  # fmt: skip
+    assert (intent.secret_namespace, intent.secret_name) == (NAMESPACE, secret)
+    assert ADMIN_KEY not in json.dumps(service)
+    assert world.sandbox.get_object("endpoints", NAMESPACE, name) is not None
