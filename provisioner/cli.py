@@ -137,6 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="an unreferenced volume is deleted only once an earlier sweep this long ago "
         "saw it unreferenced too",
     )
+    _option(
+        run,
+        "--heketi-timeout",
+        type=float,
+        default=Settings().heketi_timeout,
+        help="seconds Heketi may take to answer one HTTP request",
+    )
+    _option(
+        run,
+        "--leader-election-lease-duration",
+        type=float,
+        default=Settings().leader_election_lease_duration,
+        help="seconds a Lease stays valid without renewal (a standby takes over after it)",
+    )
     _switch(run, "--no-leader-election", help="do not take the Lease (single replica only)")
 
     from provisioner.audit import add_audit_arguments
@@ -183,6 +197,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         shutdown_grace=getattr(args, "shutdown_grace", Settings().shutdown_grace),
         orphan_sweep_period=getattr(args, "orphan_sweep_period", Settings().orphan_sweep_period),
         orphan_grace_seconds=getattr(args, "orphan_grace_seconds", Settings().orphan_grace_seconds),
+        heketi_timeout=getattr(args, "heketi_timeout", Settings().heketi_timeout),
+        leader_election_lease_duration=getattr(
+            args, "leader_election_lease_duration", Settings().leader_election_lease_duration
+        ),
         log_format=args.log_format,
         log_level=args.log_level,
     )
@@ -215,6 +233,7 @@ def build_controller(settings: Settings) -> Controller:
         class_lookup=caches.storage_class,
         heketi_concurrency=settings.heketi_concurrency,
         orphan_grace_seconds=settings.orphan_grace_seconds,
+        heketi_timeout=(min(5.0, settings.heketi_timeout), settings.heketi_timeout),
         heketi_observer=metrics.observe_heketi,
     )
     return Controller(kube, provisioner, settings, caches=caches, metrics=metrics)
@@ -290,6 +309,9 @@ def _elector(
         namespace=os.environ.get("POD_NAMESPACE") or "default",
         name=lease_name(settings.provisioner_name),
         identity=holder_identity(os.environ.get("POD_NAME")),
+        lease_duration=settings.leader_election_lease_duration,
+        renew_deadline=settings.leader_election_lease_duration * 2 / 3,
+        retry_period=settings.leader_election_lease_duration * 2 / 15,
         on_started_leading=start_in_background,
         on_stopped_leading=step_down,
     )

@@ -72,6 +72,16 @@ class Settings:
     sweep, at least this long ago, saw it orphaned too: covers a PV write a process
     sent just before it died (see ``provisioner.orphans``).  Default 10."""
 
+    heketi_timeout: float = 30.0
+    """Seconds Heketi may take to answer one HTTP request (connecting gets at most 5 of
+    them).  Operations themselves are followed through the queue, so this bounds one
+    exchange, not a whole create.  Default 30."""
+
+    leader_election_lease_duration: float = 15.0
+    """Seconds a Lease stays valid without renewal: how long a standby waits after the
+    leader died without releasing it.  The leader gives up after 2/3 of it without a
+    successful renewal, and renews every 2/15 of it.  Default 15."""
+
     stuck_worker_seconds: float = 1800.0
     """``/healthz`` fails when a worker has spent longer than this on one item (every
     Heketi request and operation has its own timeout, so this is generous).  Default
@@ -88,5 +98,9 @@ class Settings:
             raise ValueError("log_format must be json, console or auto")
         if self.orphan_sweep_period < 0 or self.orphan_grace_seconds < 0:
             raise ValueError("orphan_sweep_period and orphan_grace_seconds must be >= 0")
+        if self.heketi_timeout <= 0:
+            raise ValueError("heketi_timeout must be > 0")
+        if self.leader_election_lease_duration < 3:
+            raise ValueError("leader_election_lease_duration must be at least 3 seconds")
         if not self.provisioner_name:
             raise ValueError("provisioner_name must not be empty")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from provisioner.cli import build_parser, settings_from
+from provisioner.cli import _elector, build_parser, settings_from
 
 
 def help_of(command: str) -> str:
@@ -74,10 +75,24 @@ def test_environment_sets_defaults_and_flags_win(monkeypatch: pytest.MonkeyPatch
     assert settings.kubeconfig is None
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("provisioner.gluster") is None,
-    reason="provisioner.gluster cannot be imported",
-)
+def test_timeouts_reach_the_settings_and_the_elector(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEKETI_PROVISIONER_HEKETI_TIMEOUT", "7")
+    args = build_parser().parse_args(["run", "--leader-election-lease-duration", "6"])
+    settings = settings_from(args)
+    assert settings.heketi_timeout == 7.0
+    assert settings.leader_election_lease_duration == 6.0
+    elector = _elector(
+        SimpleNamespace(kube=None),  # type: ignore[arg-type]
+        settings,
+        threading.Event(),
+        threading.Event(),
+    )
+    assert (elector.lease_duration, elector.renew_deadline) == (6.0, 4.0)
+    assert elector.retry_period == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="lease_duration"):
+        settings_from(build_parser().parse_args(["run", "--leader-election-lease-duration", "1"]))
+
+
 def test_sandbox_demo_exits_zero(tmp_path: Path) -> None:
     result = subprocess.run(
         [
