@@ -43,8 +43,16 @@ def test_heketi_requests_claim_bound_and_provision_metrics(world: World) -> None
 
     bound_count = "heketi_provisioner_claim_bound_seconds_count"
     world.wait_for(
-        lambda: value(world.metrics(), bound_count, **{"class": sc}) == 1,
-        what="the claim-to-Bound latency to be observed",
+        lambda: (
+            value(world.metrics(), bound_count, **{"class": sc}) == 1
+            and value(
+                world.metrics(),
+                "controller_persistentvolumeclaim_provision_total",
+                **{"class": sc, "source": ""},
+            )
+            == 1
+        ),
+        what="the claim-to-Bound latency and the provision to be observed",
     )
     text = world.metrics()
     assert value(text, "heketi_provisioner_heketi_requests_total", operation="POST /volumes",
@@ -66,6 +74,13 @@ def test_heketi_requests_claim_bound_and_provision_metrics(world: World) -> None
                  **{"class": sc}) == 1  # fmt: skip
 
     world.delete_claim_and_wait(claim, pv)
+    # The worker records the delete after the PV object is gone: wait for it.
+    world.wait_for(
+        lambda: (
+            value(world.metrics(), "controller_persistentvolume_delete_total", **{"class": sc}) == 1
+        ),
+        what="the delete to be counted",
+    )
 
     text = world.metrics()
     assert value(text, "heketi_provisioner_heketi_requests_total",
