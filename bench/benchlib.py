@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from provisioner.sandbox.waiting import wait_for
+
 T = TypeVar("T")
 
 CONTROLLER_USER_AGENT = "heketi-provisioner/"
@@ -40,18 +42,8 @@ class BenchError(Exception):
 
 
 def wait_until(probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.02) -> T:
-    """Return ``probe()``'s first truthy value; BenchError once ``timeout`` passes.
-
-    The interval only paces the polling; nothing depends on its length.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise BenchError(f"gave up after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    """Return ``probe()``'s first truthy value; BenchError once ``timeout`` passes."""
+    return wait_for(probe, timeout, what, interval=interval, error=BenchError)
 
 
 def free_port() -> int:

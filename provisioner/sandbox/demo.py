@@ -15,6 +15,7 @@ from typing import Any, TextIO, TypeVar
 
 from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
 from provisioner.kubeapi import KubeAPI, KubeNotFound
+from provisioner.sandbox import waiting
 from provisioner.sandbox.stack import SandboxStack
 
 T = TypeVar("T")
@@ -29,18 +30,9 @@ class StepFailed(Exception):
     pass
 
 
-def wait_for(
-    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1
-) -> T:
+def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
     """Poll ``probe`` until it returns something truthy; StepFailed after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise StepFailed(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    return waiting.wait_for(probe, timeout, what, interval=0.1, error=StepFailed)
 
 
 def _get(kube: KubeAPI, resource: str, name: str, namespace: str | None = None) -> Any:

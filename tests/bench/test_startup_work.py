@@ -9,10 +9,8 @@ worker.
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,17 +18,10 @@ import provisioner.controller as controller_module
 from provisioner.cli import build_controller
 from provisioner.config import Settings
 from provisioner.controller import Controller
+from provisioner.sandbox.waiting import wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from fixtures import NAMESPACE, BoundSet, Servers, claim_body, preload_bound, start_test_bed
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-    return value
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,25 +10,14 @@ import pytest
 
 from provisioner.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.kube import KubeSandbox
+from provisioner.sandbox.waiting import wait_for as wait_until
 
 WaitFor = Callable[..., Any]
 
 
-def _wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll a condition until it holds or the deadline passes (never a bare sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {what or predicate}")
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def wait_for() -> WaitFor:
-    return _wait_for
+    return wait_until
 
 
 @pytest.fixture

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import base64
 import itertools
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -19,28 +18,13 @@ from provisioner.controller import Caches, Controller
 from provisioner.gluster import GlusterProvisioner
 from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
 from provisioner.sandbox.stack import SandboxStack, StackOptions
+from provisioner.sandbox.waiting import wait_for
 
 PROVISIONER = "gluster.org/heketi"
 NAMESPACE = "default"
 ADMIN_KEY = "e2e-admin-key-0123456789abcdef"
-T = TypeVar("T")
 
 _names = itertools.count(1)
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``.
-
-    The short pause between polls only paces the loop; correctness never depends on it.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 FAST = Settings(

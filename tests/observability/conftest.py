@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import base64
 import itertools
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -25,8 +24,8 @@ from provisioner.controller import Controller
 from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
 from provisioner.observability import HealthServer, start_health_server
 from provisioner.sandbox.stack import SandboxStack, StackOptions
+from provisioner.sandbox.waiting import wait_for
 
-T = TypeVar("T")
 NAMESPACE = "default"
 ADMIN_KEY = "observability-admin-key-0123456789"
 USER_AGENT = "observability-tests/1"
@@ -41,18 +40,6 @@ FAST = Settings(
     orphan_sweep_period=0.0,
 )
 _names = itertools.count(1)
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll until truthy; the pause only paces the loop, it synchronises nothing."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def http_get(port: int, path: str) -> tuple[int, str]:

@@ -25,7 +25,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -35,13 +35,13 @@ from provisioner.audit_report import AuditReport
 from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
+from provisioner.sandbox.waiting import wait_for
 
 PROVISIONER = "gluster.org/heketi"
 NAMESPACE = "default"
 # Recognisable, so that a leak of it anywhere can be searched for.
 CANARY_KEY = "KEY-c4n4ry-7f3e-0123456789abcdef"  # 32 bytes: HS256 wants no less
 REPO = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 _names = itertools.count(1)
 
@@ -50,21 +50,6 @@ def env_int(name: str, default: int) -> int:
     """Iteration counts: modest in CI, as large as wanted outside it."""
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw else default
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``.
-
-    The short pause only paces the polling; correctness never depends on it.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def free_port() -> int:
