@@ -136,7 +136,7 @@ def test_writable_tmp_despite_read_only_root(
 
 def test_resources(container: dict[str, Any]) -> None:
     resources = container["resources"]
-    assert resources["requests"] == {"cpu": "50m", "memory": "64Mi"}
+    assert resources["requests"] == {"cpu": "50m", "memory": "96Mi"}
     assert resources["limits"]["memory"] == "256Mi"
 
 
