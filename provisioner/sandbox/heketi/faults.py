@@ -13,6 +13,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ..holding import Hold
+
 T = TypeVar("T")
 
 OP_ROUTES = {
@@ -51,39 +53,6 @@ class Drop:
 class Hang:
     seconds: float
     after_effect: bool
-
-
-class Hold:
-    """One held request: ``reached`` is set when it arrives; it waits for ``release``.
-
-    Unlike `Hang`, the test decides when the request goes on, and learns when it got
-    there: enough to kill a client at an exact step ("POST /volumes sent, not yet
-    accepted") and then choose what Heketi does with the orphaned request.
-    """
-
-    def __init__(self, after_effect: bool) -> None:
-        self.after_effect = after_effect
-        self.reached = threading.Event()
-        self._released = threading.Event()
-        self._proceed = True
-
-    def wait_reached(self, timeout: float) -> bool:
-        return self.reached.wait(timeout)
-
-    def release(self, *, proceed: bool = True) -> None:
-        """Let the request go on; ``proceed=False`` closes the connection without
-        handling it (only meaningful without ``after_effect``)."""
-        self._proceed = proceed
-        self._released.set()
-
-    def block(self, wake: threading.Event) -> bool:
-        """Called by the server: signal arrival, wait for release (or stop/down);
-        True if the request should go on."""
-        self.reached.set()
-        while not self._released.wait(0.1):
-            if wake.is_set():
-                return False
-        return self._proceed
 
 
 @dataclass(frozen=True)

@@ -9,42 +9,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from ..holding import Hold
 from .resources import WRITE_VERBS
 from .status import REASONS, ApiError
 from .store import Store
-
-
-class Hold:
-    """One held request: ``reached`` is set when it arrives, and it waits for ``release``.
-
-    Lets a test stop a client at an exact step of its work (e.g. "the PV create was
-    sent", or with ``after_effect`` "the PV is saved but the answer not yet received"),
-    do something there (kill the client), and then let the request go on or fail.
-    """
-
-    def __init__(self, after_effect: bool) -> None:
-        self.after_effect = after_effect
-        self.reached = threading.Event()
-        self._released = threading.Event()
-        self._proceed = True
-
-    def wait_reached(self, timeout: float) -> bool:
-        return self.reached.wait(timeout)
-
-    def release(self, *, proceed: bool = True) -> None:
-        """Let the request go on; ``proceed=False`` answers 503 without applying it
-        (only meaningful without ``after_effect``)."""
-        self._proceed = proceed
-        self._released.set()
-
-    def block(self, stopping: threading.Event) -> bool:
-        """Called by the server: signal arrival, wait for release (or the server's
-        stop); True if the request should go on."""
-        self.reached.set()
-        while not self._released.wait(0.1):
-            if stopping.is_set():
-                return False
-        return self._proceed
 
 
 @dataclass
