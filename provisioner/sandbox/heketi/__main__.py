@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 
+from ..serving import serve_until_stopped
 from .simulator import HeketiSimulator
 
 
@@ -58,17 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         retry_after=args.retry_after,
         seed=args.seed,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    url = sim.start()
-    print(f"Heketi simulator listening on {url}", flush=True)
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-    return 0
+    return serve_until_stopped(
+        sim.start, sim.stop, lambda url: [f"Heketi simulator listening on {url}"]
+    )
 
 
 if __name__ == "__main__":

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
+from ..serving import serve_until_stopped
 from .sandbox import KubeSandbox
 
 
@@ -28,18 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         kubeconfig_path=args.kubeconfig_out,
         watch_cache_size=args.watch_cache_size,
     )
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    url = kube.start()
-    print(url, flush=True)
-    print(f"kubeconfig: {kube.kubeconfig_path}", flush=True)
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        kube.stop()
-    return 0
+    return serve_until_stopped(
+        kube.start, kube.stop, lambda url: [url, f"kubeconfig: {kube.kubeconfig_path}"]
+    )
 
 
 if __name__ == "__main__":
