@@ -54,7 +54,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from heketi_client import ResponseObserver, VolumeCreateRequest, VolumeInfo
@@ -345,7 +345,7 @@ class GlusterProvisioner:
                 attempt.gid = self.gids.allocate(attempt.class_name, params.gid_min, params.gid_max)
             except GidExhausted as err:
                 raise ProvisionError(str(err)) from None
-        intent = Intent(**{**planned.__dict__, "gid": attempt.gid})
+        intent = replace(planned, gid=attempt.gid)
         try:
             recorded = write_intent(self.kube, intent)
         except KubeAPIError as err:

@@ -154,9 +154,6 @@ class Informer:
         with self._lock:
             return self._cache.get(key)
 
-    def get_by_name(self, name: str, namespace: str | None = None) -> KubeObject | None:
-        return self.get(f"{namespace}/{name}" if namespace else name)
-
     def list(self) -> builtins.list[KubeObject]:
         with self._lock:
             return list(self._cache.values())

@@ -27,7 +27,7 @@ from typing import Any
 
 from provisioner import annotations as ann
 
-__all__ = ["INTENT_KEYS", "Intent", "intent_metadata", "read_intent", "with_gid"]
+__all__ = ["INTENT_KEYS", "Intent", "intent_metadata", "read_intent"]
 
 INTENT_KEYS = (
     ann.ANN_INTENT_CLAIM_UID,
@@ -78,10 +78,6 @@ class Intent:
             found[ann.ANN_SECRET_NAMESPACE] = self.secret_namespace
             found[ann.ANN_SECRET_NAME] = self.secret_name
         return found
-
-
-def with_gid(intent: Intent, gid: int) -> Intent:
-    return Intent(**{**intent.__dict__, "gid": gid})
 
 
 def _text(value: Any) -> str | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from heketi_client import HeketiClient, VolumeInfo
@@ -42,12 +41,7 @@ class VolumeIndex:
         self._refreshing = threading.Lock()
         self._by_name: dict[str, VolumeInfo] = {}
         self._by_id: dict[str, VolumeInfo] = {}
-        self._built = False
         self._deleted_during_refresh: set[str] | None = None
-
-    @property
-    def built(self) -> bool:
-        return self._built
 
     def lookup(self, name: str) -> VolumeInfo | None:
         with self._state:
@@ -57,10 +51,6 @@ class VolumeIndex:
         """The volume with that id, if indexed (lets the orphan sweep skip a GET)."""
         with self._state:
             return self._by_id.get(volume_id)
-
-    def gids(self) -> set[int]:
-        with self._state:
-            return {v.gid for v in self._by_id.values() if v.gid}
 
     def __len__(self) -> int:
         with self._state:
@@ -92,14 +82,6 @@ class VolumeIndex:
         self._by_id[volume.id] = volume
         self._by_name[volume.name] = volume
 
-    def ensure_built(self, client: HeketiClient) -> None:
-        """Build once; later callers return at once (or wait for the build in progress)."""
-        if self._built:
-            return
-        with self._refreshing:
-            if not self._built:
-                self._refresh_locked(client)
-
     def refresh(self, client: HeketiClient) -> None:
         """Bring the index up to date with Heketi, fetching only ids not seen before."""
         with self._refreshing:
@@ -121,7 +103,6 @@ class VolumeIndex:
                     old = self._by_id.pop(gone, None)
                     if old is not None and self._by_name.get(old.name) is old:
                         del self._by_name[old.name]
-                self._built = True
         finally:
             with self._state:
                 self._deleted_during_refresh = None
@@ -161,7 +142,3 @@ class VolumeIndexes:
     def existing(self, url: str) -> VolumeIndex | None:
         with self._lock:
             return self._indexes.get(url)
-
-    def servers(self) -> Iterable[str]:
-        with self._lock:
-            return list(self._indexes)

@@ -148,10 +148,6 @@ class WorkQueue(Generic[K]):
             self._shutting_down = True
             self._cond.notify_all()
 
-    @property
-    def shutting_down(self) -> bool:
-        return self._shutting_down
-
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no key is being processed; False if the deadline passed first."""
         deadline = self._clock() + timeout
@@ -167,10 +163,6 @@ class WorkQueue(Generic[K]):
         """Keys ready to be handed out now (the queue depth metric)."""
         with self._cond:
             return len(self._queue)
-
-    def delayed_count(self) -> int:
-        with self._cond:
-            return len(self._delayed)
 
 
 def start_workers(
