@@ -50,11 +50,7 @@ def ensure_companions(
     hosts: Sequence[str],
 ) -> None:
     """Create (or correct) the Endpoints and the Service for one claim."""
-    wanted = build_endpoints(name=name, namespace=namespace, claim_name=claim_name, hosts=hosts)
-    try:
-        kube.create("endpoints", wanted, namespace)
-    except KubeAlreadyExists:
-        _correct_endpoints(kube, wanted, namespace)
+    ensure_endpoints(kube, namespace=namespace, name=name, claim_name=claim_name, hosts=hosts)
     service = build_service(name=name, namespace=namespace, claim_name=claim_name)
     # A selector-less Service has nothing that can be wrong for us: existing is fine.
     with suppress(KubeAlreadyExists):
