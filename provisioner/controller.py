@@ -214,17 +214,24 @@ class Controller:
             return False
         if not (self.claims.has_synced() and self.companions_synced()):
             return True
-        ref = (pv.get("spec") or {}).get("claimRef") or {}
-        claim = self.claims.get(f"{ref.get('namespace')}/{ref.get('name')}") if ref else None
-        if should_delete(pv, name, claim=claim) is not VolumeAction.NONE:
+        if should_delete(pv, name, claim=self.claim_of(pv)) is not VolumeAction.NONE:
             return True
+        return self.needs_repair(pv)
+
+    def claim_of(self, pv: Obj) -> Obj | None:
+        """The cached claim the PV's claimRef names (None if it names none)."""
+        ref = (pv.get("spec") or {}).get("claimRef") or {}
+        return self.claims.get(f"{ref.get('namespace')}/{ref.get('name')}") if ref else None
+
+    def needs_repair(self, pv: Obj) -> bool:
+        """``should_repair`` as the Endpoints/Service caches see it (once they synced)."""
         where = companions(pv)
         if where is None:
             return False
         key = f"{where[0]}/{where[1]}"
         return should_repair(
             pv,
-            name,
+            self.settings.provisioner_name,
             endpoints_present=self.endpoints.get(key) is not None,
             service_present=self.services.get(key) is not None,
         )

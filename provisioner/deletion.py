@@ -22,7 +22,6 @@ from provisioner.predicates import (
     companions,
     provisioned_by,
     should_delete,
-    should_repair,
 )
 from provisioner.protocol import ProvisionError
 
@@ -41,9 +40,7 @@ def sync_volume(ctl: Controller, name: str) -> None:
         return
     if ctl.memories_for_volumes.was_deleted(name, str(pv["metadata"].get("uid"))):
         return  # a stale cached copy of a PV this process has just deleted
-    ref = (pv.get("spec") or {}).get("claimRef") or {}
-    claim = ctl.claims.get(f"{ref.get('namespace')}/{ref.get('name')}") if ref else None
-    action = should_delete(pv, ctl.settings.provisioner_name, claim=claim)
+    action = should_delete(pv, ctl.settings.provisioner_name, claim=ctl.claim_of(pv))
     if action is VolumeAction.DELETE:
         _delete(ctl, pv)
     elif action is VolumeAction.RELEASE_FINALIZER:
@@ -127,16 +124,7 @@ def remove_finalizer(ctl: Controller, pv: Obj) -> None:
 
 
 def _maybe_repair(ctl: Controller, pv: Obj) -> None:
-    where = companions(pv)
-    if where is None or not ctl.companions_synced():
-        return
-    key = f"{where[0]}/{where[1]}"
-    if not should_repair(
-        pv,
-        ctl.settings.provisioner_name,
-        endpoints_present=ctl.endpoints.get(key) is not None,
-        service_present=ctl.services.get(key) is not None,
-    ):
+    if not ctl.companions_synced() or not ctl.needs_repair(pv):
         return
     name = pv["metadata"]["name"]
     try:
@@ -153,4 +141,5 @@ def _maybe_repair(ctl: Controller, pv: Obj) -> None:
     ctl.queue.forget(("volume", name))
     if repaired:
         ctl.metrics.repairs_total.inc()
-        log.info("repair.succeeded", volume=name, endpoints=key)
+        namespace, endpoints = companions(pv) or ("", "")
+        log.info("repair.succeeded", volume=name, endpoints=f"{namespace}/{endpoints}")
