@@ -11,6 +11,7 @@ Benchmarks print figures; nothing here ever fails because something was slow.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -250,6 +251,41 @@ def heketi_breakdown(records: Iterable[Any]) -> dict[str, int]:
         else:
             out["other"] += 1
     return out
+
+
+# -- command line -----------------------------------------------------------------------
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark takes: the test bed's Heketi, the controller's
+    tuning, the sandbox probes and the output format."""
+    parser.add_argument("--heketi-latency", type=float, default=0.2, help="seconds per operation")
+    parser.add_argument("--heketi-inflight", type=int, default=8, help="Heketi's in-flight limit")
+    parser.add_argument("--workers", type=int, help="controller --workers (default: its own)")
+    parser.add_argument(
+        "--heketi-concurrency", type=int, help="controller --heketi-concurrency (default: its own)"
+    )
+    parser.add_argument(
+        "--probe-seconds", type=float, default=2.0, help="length of each sandbox capacity probe"
+    )
+    parser.add_argument("--profile-controller", metavar="SVG", help="record it with py-spy")
+    parser.add_argument("--json", action="store_true", help="print JSON with fixed keys")
+
+
+def report(
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    args: argparse.Namespace,
+    title: str,
+    targets: dict[str, str],
+) -> int:
+    """Run the benchmark and print its figures; the exit status (2: it could not finish)."""
+    try:
+        figures = run(args)
+    except BenchError as err:
+        print(f"benchmark could not finish: {err}")
+        return 2
+    emit(title, figures, targets, args.json)
+    return 0
 
 
 # -- output -----------------------------------------------------------------------------

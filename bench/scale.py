@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import (
-    BenchError,
     ControllerProcess,
+    add_common_arguments,
     controller_writes,
-    emit,
     heketi_breakdown,
     load_average,
+    report,
     rounded,
     wait_until,
 )
@@ -152,30 +152,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bound-claims", type=int, default=10000, help="claims pre-loaded")
-    parser.add_argument("--heketi-latency", type=float, default=0.2, help="seconds per operation")
-    parser.add_argument("--heketi-inflight", type=int, default=8, help="Heketi's in-flight limit")
     parser.add_argument(
         "--idle-seconds", type=float, default=60.0, help="window for the idle CPU figure"
     )
-    parser.add_argument("--workers", type=int, help="controller --workers (default: its own)")
-    parser.add_argument(
-        "--heketi-concurrency", type=int, help="controller --heketi-concurrency (default: its own)"
-    )
-    parser.add_argument(
-        "--probe-seconds", type=float, default=2.0, help="length of each sandbox capacity probe"
-    )
-    parser.add_argument("--profile-controller", metavar="SVG", help="record it with py-spy")
-    parser.add_argument("--json", action="store_true", help="print JSON with fixed keys")
+    add_common_arguments(parser)
     args = parser.parse_args()
     if args.bound_claims < 0 or args.idle_seconds <= 0:
         parser.error("--bound-claims must be >= 0 and --idle-seconds > 0")
-    try:
-        figures = run(args)
-    except BenchError as err:
-        print(f"benchmark could not finish: {err}")
-        return 2
-    emit(f"scale: {args.bound_claims} bound claims", figures, TARGETS, args.json)
-    return 0
+    return report(run, args, f"scale: {args.bound_claims} bound claims", TARGETS)
 
 
 if __name__ == "__main__":

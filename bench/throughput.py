@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import (
-    BenchError,
     ControllerProcess,
     Sampler,
+    add_common_arguments,
     controller_writes,
-    emit,
     heketi_breakdown,
     load_average,
     percentile,
+    report,
     rounded,
     wait_until,
 )
@@ -150,16 +150,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--claims", type=int, default=500, help="claims created at once")
-    parser.add_argument("--heketi-latency", type=float, default=0.2, help="seconds per operation")
-    parser.add_argument("--heketi-inflight", type=int, default=8, help="Heketi's in-flight limit")
-    parser.add_argument("--workers", type=int, help="controller --workers (default: its own)")
-    parser.add_argument(
-        "--heketi-concurrency", type=int, help="controller --heketi-concurrency (default: its own)"
-    )
-    parser.add_argument(
-        "--probe-seconds", type=float, default=2.0, help="length of each sandbox capacity probe"
-    )
-    parser.add_argument("--profile-controller", metavar="SVG", help="record it with py-spy")
     parser.add_argument(
         "--controller-log-level",
         default="info",
@@ -167,17 +157,11 @@ def main() -> int:
         help="debug to study a run (info or lower: readiness is its start-up line)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the controller's log")
-    parser.add_argument("--json", action="store_true", help="print JSON with fixed keys")
+    add_common_arguments(parser)
     args = parser.parse_args()
     if args.claims < 1 or args.heketi_inflight < 1 or args.heketi_latency < 0:
         parser.error("--claims and --heketi-inflight must be >= 1, --heketi-latency >= 0")
-    try:
-        figures = run(args)
-    except BenchError as err:
-        print(f"benchmark could not finish: {err}")
-        return 2
-    emit(f"throughput: {args.claims} claims at once", figures, TARGETS, args.json)
-    return 0
+    return report(run, args, f"throughput: {args.claims} claims at once", TARGETS)
 
 
 if __name__ == "__main__":
