@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from provisioner.annotations import ANN_BETA_STORAGE_CLASS
+from provisioner.predicates import claim_class_name as storage_class_name
 from provisioner.quantity import GIB, QuantityError, gib_ceil, parse_quantity
 
 __all__ = [
@@ -93,17 +93,3 @@ def requested_gib(claim: Mapping[str, Any]) -> int:
             "Heketi can build (32 bricks of 4Ti)",
         )
     return gib_ceil(value)
-
-
-def storage_class_name(claim: Mapping[str, Any]) -> str | None:
-    """The claim's class: ``spec.storageClassName``, else the beta annotation.
-
-    An empty string means "no class" (static binding only), so it yields ``None``;
-    an unset field with no annotation also yields ``None`` (the default-class
-    admission plugin fills the field in before we see the claim).
-    """
-    name = _spec(claim).get("storageClassName")
-    if name is None:
-        annotations = (claim.get("metadata") or {}).get("annotations") or {}
-        name = annotations.get(ANN_BETA_STORAGE_CLASS)
-    return name or None

@@ -43,7 +43,12 @@ def _annotations(obj: Obj) -> dict[str, str]:
 
 
 def claim_class_name(claim: Obj) -> str | None:
-    """``spec.storageClassName``, else the beta annotation older claims carry."""
+    """``spec.storageClassName``, else the beta annotation older claims carry.
+
+    An empty string means "no class" (static binding only), so it yields ``None``;
+    an unset field with no annotation also yields ``None`` (the default-class
+    admission plugin fills the field in before we see the claim).
+    """
     name = (claim.get("spec") or {}).get("storageClassName")
     if name is None:
         name = _annotations(claim).get(ANN_BETA_STORAGE_CLASS)
