@@ -26,6 +26,7 @@ from provisioner.events import (
     WARNING,
 )
 from provisioner.kubeapi import KubeAlreadyExists, KubeAPIError
+from provisioner.objects import pv_name
 from provisioner.predicates import ClaimVerdict, claim_class_name, should_provision
 from provisioner.protocol import InvalidInput, ProvisionError
 
@@ -97,8 +98,8 @@ def sync_claim(ctl: Controller, key: str) -> None:
     assert storage_class is not None
     meta = claim["metadata"]
     uid = str(meta["uid"])
-    pv_name = f"pvc-{uid}"
-    if uid in ctl.memories.provisioned or ctl.pvs.get(pv_name) is not None:
+    volume = pv_name(uid)
+    if uid in ctl.memories.provisioned or ctl.pvs.get(volume) is not None:
         return
     if ctl.gate_message is not None:
         if uid not in ctl.memories.gate_warned:
@@ -117,7 +118,7 @@ def sync_claim(ctl: Controller, key: str) -> None:
     logger = log.bind(
         namespace=meta.get("namespace"),
         claim=meta.get("name"),
-        **{"class": class_name, "volume": pv_name},
+        **{"class": class_name, "volume": volume},
     )
     labels = {"class": class_name or "", "source": ""}
     report(
@@ -126,7 +127,7 @@ def sync_claim(ctl: Controller, key: str) -> None:
         f'External provisioner is provisioning volume for claim "{meta.get("namespace")}/'
         f'{meta.get("name")}"',
     )
-    ctl.bind_timer.expect(uid, pv_name, class_name or "")
+    ctl.bind_timer.expect(uid, volume, class_name or "")
     started = time.monotonic()
     try:
         try:
@@ -161,7 +162,7 @@ def sync_claim(ctl: Controller, key: str) -> None:
     ctl.queue.forget(("claim", key))
     ctl.metrics.provision_total.labels(**labels).inc()
     ctl.metrics.provision_duration.labels(**labels).observe(elapsed)
-    report(NORMAL, PROVISIONING_SUCCEEDED, f"Successfully provisioned volume {pv_name}")
+    report(NORMAL, PROVISIONING_SUCCEEDED, f"Successfully provisioned volume {volume}")
     logger.info("provision.succeeded", duration=round(elapsed, 3))
 
 

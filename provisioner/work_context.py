@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from provisioner.objects import pv_name
 from provisioner.predicates import claim_class_name
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def fields_for(ctl: Controller, kind: str, key: str) -> dict[str, Any]:
             fields["class"] = claim_class_name(claim)
             volume = (claim.get("spec") or {}).get("volumeName")
             uid = (claim.get("metadata") or {}).get("uid")
-            fields["volume"] = volume or (f"pvc-{uid}" if uid else None)
+            fields["volume"] = volume or (pv_name(uid) if uid else None)
     else:
         fields = {"volume": key}
         pv = ctl.pvs.get(key)
