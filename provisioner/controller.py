@@ -426,4 +426,4 @@ class Controller:
         except Exception as exc:  # API trouble mid-operation: every step is safe to repeat
             delay = self.queue.add_rate_limited((kind, name))
             self.metrics.retries_total.inc()
-            log.warning("sync.failed", kind=kind, key=name, error=str(exc)[:200], retry_in=delay)
+            log.warning("sync.failed", kind=kind, item=name, error=str(exc)[:200], retry_in=delay)

@@ -183,7 +183,7 @@ def start_workers(
                 handler(key)
             except Exception:
                 delay = queue.add_rate_limited(key)
-                log.exception("worker.handler_failed", key=str(key), retry_in=delay)
+                log.exception("worker.handler_failed", item=str(key), retry_in=delay)
             finally:
                 queue.done(key)
 
