@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Collection
 from typing import Any
@@ -70,12 +71,34 @@ _UNSENDABLE = (
 
 def _nothing_was_sent(error: requests.RequestException) -> bool:
     """True when the connection never opened, so Heketi cannot have seen the request."""
-    if isinstance(error, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+    if isinstance(error, requests.ConnectTimeout):
         return True
     reason: object = error.args[0] if error.args else None
     if isinstance(reason, urllib3.exceptions.MaxRetryError):
         reason = reason.reason
+    if isinstance(error, requests.exceptions.SSLError):
+        # requests also raises SSLError for a TLS failure while reading the answer,
+        # after the request went out; only a refused certificate or a peer that does
+        # not speak TLS proves that the handshake, and so the request, never happened.
+        return _handshake_failed(reason)
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+_HANDSHAKE_ONLY = frozenset({"WRONG_VERSION_NUMBER"})
+"""OpenSSL reasons only a handshake produces (here: the server answered in plain HTTP)."""
+
+
+def _handshake_failed(reason: object) -> bool:
+    """Whether ``reason`` (urllib3's SSLError, or what it wraps) ended the handshake."""
+    for _ in range(3):
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(reason, ssl.SSLError) and getattr(reason, "reason", None) in _HANDSHAKE_ONLY:
+            return True
+        if not isinstance(reason, BaseException) or not reason.args:
+            return False
+        reason = reason.args[0]
+    return False
 
 
 def route_template(path: str) -> str:

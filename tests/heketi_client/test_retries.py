@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -128,6 +129,50 @@ def test_refused_create_is_retried_because_nothing_was_sent(
     client: HeketiClient, heketi: responses.RequestsMock, wire: Any
 ) -> None:
     heketi.post(wire.BASE + "/volumes", body=refused())
+    created(heketi, wire)
+    assert client.create_volume(VolumeCreateRequest(1)).id == wire.VOL
+    assert post_calls(heketi) == 2
+
+
+def tls_failure(cause: Exception) -> requests.exceptions.SSLError:
+    """What requests raises for a TLS error, in the handshake or while reading."""
+    wrapped = urllib3.exceptions.SSLError(cause)
+    return requests.exceptions.SSLError(
+        urllib3.exceptions.MaxRetryError(None, "/volumes", wrapped)  # type: ignore[arg-type]
+    )
+
+
+def test_tls_failure_after_sending_a_create_is_outcome_unknown(
+    client: HeketiClient, heketi: responses.RequestsMock, wire: Any
+) -> None:
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    heketi.post(wire.BASE + "/volumes", body=tls_failure(eof))
+    with pytest.raises(OutcomeUnknown):
+        client.create_volume(VolumeCreateRequest(1))
+    assert post_calls(heketi) == 1
+
+
+def plain_http_peer() -> ssl.SSLError:
+    error = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    error.reason = "WRONG_VERSION_NUMBER"
+    return error
+
+
+@pytest.mark.parametrize(
+    "handshake_error",
+    [
+        lambda: ssl.SSLCertVerificationError(1, "certificate verify failed"),
+        plain_http_peer,
+    ],
+    ids=["certificate refused", "plain HTTP peer"],
+)
+def test_failed_tls_handshake_on_create_is_retried_because_nothing_was_sent(
+    handshake_error: Callable[[], Exception],
+    client: HeketiClient,
+    heketi: responses.RequestsMock,
+    wire: Any,
+) -> None:
+    heketi.post(wire.BASE + "/volumes", body=tls_failure(handshake_error()))
     created(heketi, wire)
     assert client.create_volume(VolumeCreateRequest(1)).id == wire.VOL
     assert post_calls(heketi) == 2
