@@ -192,6 +192,9 @@ class _Connections:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Go listens with the system's maximum backlog; socketserver's default of 5
+    # overflows when tests open a dozen connections at once (resets, 1 s SYN retries).
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(
         self, address: tuple[str, int], frontend: Frontend, connections: _Connections

@@ -124,6 +124,9 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # idle keep-alive connections must not hold up stop()
     allow_reuse_address = True
+    # The API server's backlog is the system's; socketserver's default of 5 overflows
+    # when many clients connect at once (resets, 1 s SYN retries).
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address: tuple[str, int], api: Api) -> None:
         self.api = api
