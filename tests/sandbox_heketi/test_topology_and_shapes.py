@@ -168,3 +168,16 @@ def test_topology_helpers_validate_states(sim: HeketiSimulator) -> None:
     sim.set_node_state(node, "failed")
     with pytest.raises(ValueError):
         sim.set_latency({"volume_explode": 1.0})
+
+
+def test_mount_hosts_are_every_node_of_the_cluster_offline_ones_included(
+    make_sim: Callable[..., HeketiSimulator], client_for: Any
+) -> None:
+    """Heketi fills ``mount.glusterfs.hosts`` from all the cluster's nodes."""
+    sim = make_sim(nodes=4, devices_per_node=1)
+    nodes = sim.node_ids(sim.cluster_ids()[0])
+    sim.set_node_state(nodes[0], "offline")
+    volume = client_for(sim).create({"size": 1, "durability": {"type": "replicate"}})
+    mount = volume["mount"]["glusterfs"]
+    assert len(mount["hosts"]) == 4
+    assert nodes[0] not in {b["node"] for b in volume["bricks"]}

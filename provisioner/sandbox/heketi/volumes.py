@@ -119,8 +119,9 @@ class VolumeService:
         return accepted(op_id)
 
     def _hosts(self, cluster_id: str) -> list[str]:
-        nodes = [self.db.nodes[n] for n in sorted(self.db.clusters[cluster_id].nodes)]
-        return [n.storage for n in nodes if n.state == "online"]
+        """Heketi's getHostsFromCluster: every node of the cluster, in the cluster's
+        order, whatever its state (an offline node stays a volfile server)."""
+        return [self.db.nodes[n].storage for n in self.db.clusters[cluster_id].nodes]
 
     # -- reads ---------------------------------------------------------------------------
 
