@@ -63,10 +63,17 @@ class SandboxStack:
         return self.kube.kubeconfig_path
 
     def start(self) -> None:
+        """Start all three; if one fails, stop those already running and re-raise."""
         self.heketi.start()
-        self.kube.start()
-        if not self.options.with_controller:
-            return
+        try:
+            self.kube.start()
+            if self.options.with_controller:
+                self._start_controller()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_controller(self) -> None:
         from provisioner.cli import build_controller
 
         settings = replace(self.options.settings, kubeconfig=self.kubeconfig_path)

@@ -90,12 +90,14 @@ class KubeSandbox:
         self.port = int(port)
         self.url = f"http://{host}:{self.port}"
         self._api.address = f"{host}:{self.port}"
-        self.kubeconfig_path = write_kubeconfig(self.url, self.token, self._requested_kubeconfig)
         self.control_plane.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="kube-sandbox-http", daemon=True
         )
         self._thread.start()
+        # Last, once serving: should writing it fail, stop() can still shut the server
+        # down (socketserver's shutdown() waits forever for a serve_forever never run).
+        self.kubeconfig_path = write_kubeconfig(self.url, self.token, self._requested_kubeconfig)
         return self.url
 
     def stop(self) -> None:
