@@ -12,7 +12,6 @@ Benchmarks print figures; nothing here ever fails because something was slow.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -306,10 +305,3 @@ def emit(title: str, figures: dict[str, Any], targets: dict[str, str], as_json: 
 
 def rounded(figures: dict[str, Any], digits: int = 4) -> dict[str, Any]:
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in figures.items()}
-
-
-@contextlib.contextmanager
-def timed(out: dict[str, float], key: str) -> Any:
-    started = time.monotonic()
-    yield
-    out[key] = time.monotonic() - started

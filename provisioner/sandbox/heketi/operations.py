@@ -28,8 +28,6 @@ class Operations:
         self._in_flight = 0
         self._entries: dict[str, QueueEntry] = {}
         self._timers: dict[str, tuple[threading.Timer, Callable[[], None]]] = {}
-        self._total = 0
-        self._failed = 0
 
     # -- the in-flight limit --------------------------------------------------------
 
@@ -55,7 +53,6 @@ class Operations:
     def open(self, op_id: str) -> None:
         with self._lock:
             self._entries[op_id] = QueueEntry()
-            self._total += 1
 
     def complete(
         self,
@@ -66,8 +63,6 @@ class Operations:
         lost: bool = False,
     ) -> None:
         with self._lock:
-            if error is not None:
-                self._failed += 1
             if lost:
                 self._entries.pop(op_id, None)
                 return
@@ -135,8 +130,3 @@ class Operations:
                 "failed": 0,
                 "new": 0,
             }
-
-    def counters(self) -> dict[str, int]:
-        """Lifetime figures for metrics: operations started and failed."""
-        with self._lock:
-            return {"started": self._total, "failed": self._failed}
