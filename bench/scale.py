@@ -53,13 +53,13 @@ TARGETS = {
 NEW_CLAIM = "scale-new-claim"
 
 
-def _new_claim_requests(records: list[Any], volume_id: str) -> list[Any]:
+def _is_new_claims(record: Any, volume_id: str) -> bool:
     """The new claim's own Heketi traffic: its create, its polls, the read of its volume."""
-    return [
-        r
-        for r in records
-        if r.method == "POST" or r.route.startswith("/queue") or r.path.endswith(volume_id)
-    ]
+    return (
+        record.method == "POST"
+        or record.route.startswith("/queue")
+        or record.path.endswith(volume_id)
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -103,8 +103,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         idle_cpu = controller.cpu_seconds() - cpu_before
 
         records = bed.heketi.requests
-        own = _new_claim_requests(records, volume_id)
-        startup = [r for r in records if r not in own]
+        # Split by the rule, not by membership in `own`: records compare by value.
+        own = [r for r in records if _is_new_claims(r, volume_id)]
+        startup = [r for r in records if not _is_new_claims(r, volume_id)]
         writes = controller_writes(bed.kube.request_log)
         rss = controller.peak_rss_mb()
         controller.stop()
