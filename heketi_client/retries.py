@@ -5,8 +5,10 @@ unless we know Heketi did not act on it. So
 
 * 429 (Heketi refused before doing anything) and a connection that never opened are
   retried for every method;
-* a 503 is retried for every method too: Heketi answers it before doing anything
-  (maintenance mode), and a proxy answers it when it has no upstream;
+* a 503 is retried for every method too when it is Heketi's own (maintenance mode,
+  answered before doing anything); any other 503 on a creating POST may come from a
+  proxy that had already passed the request on, so the transport turns it into
+  ``OutcomeUnknown`` like a 502/504;
 * dropped connections, read timeouts and the other 5xx are retried only for
   idempotent requests. GETs are; ``DELETE /volumes/{id}`` counts as idempotent because
   sending it twice cannot remove more than once, and a 404 on the repeat is reported as

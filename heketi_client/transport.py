@@ -27,6 +27,7 @@ import urllib3.exceptions
 from requests.auth import AuthBase
 
 from heketi_client.errors import (
+    HeketiAPIError,
     HeketiConnectionError,
     HeketiError,
     HeketiTimeout,
@@ -44,7 +45,18 @@ ResponseObserver = Callable[[str, str, int | None, float], None]
 
 _ID_SEGMENT = re.compile(r"^[0-9a-fA-F]{8,}$")
 
-AMBIGUOUS_STATUSES = frozenset({502, 504})
+AMBIGUOUS_STATUSES = frozenset({502, 503, 504})
+"""Answers a proxy may give after the request already reached Heketi."""
+MAINTENANCE_TEXT = "Service disabled for maintenance"
+"""Heketi's own 503, answered before it does anything: safe to send again."""
+
+
+def _may_have_been_applied(status: int, error: HeketiAPIError) -> bool:
+    if status == 503 and error.message.startswith(MAINTENANCE_TEXT):
+        return False
+    return status in AMBIGUOUS_STATUSES
+
+
 """Proxy answers meaning "the upstream may have got the request but I have no answer"."""
 
 
@@ -235,7 +247,7 @@ class Transport:
         if status < 400 or status in accept:
             return response
         api_error = error_from_response(response, self.where)
-        if not idempotent and status in AMBIGUOUS_STATUSES:
+        if not idempotent and _may_have_been_applied(status, api_error):
             raise OutcomeUnknown(
                 f"{method} {path} may or may not have been applied: {api_error}"
             ) from api_error
