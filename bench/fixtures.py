@@ -8,7 +8,6 @@ Service, and a claim the binder has bound to it.
 
 from __future__ import annotations
 
-import base64
 import math
 import os
 import threading
@@ -30,6 +29,7 @@ from provisioner.objects import (
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
 from provisioner.sandbox.kube.resources import by_plural
+from provisioner.secrets import heketi_secret_body
 
 Obj = dict[str, Any]
 
@@ -73,13 +73,7 @@ def start_test_bed(workdir: Path, *, volumes: int, latency: float, max_inflight:
 
 
 def secret_body() -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": SECRET, "namespace": NAMESPACE},
-        "type": "kubernetes.io/glusterfs",
-        "data": {"key": base64.b64encode(ADMIN_KEY.encode()).decode()},
-    }
+    return heketi_secret_body(SECRET, NAMESPACE, ADMIN_KEY)
 
 
 def class_body(heketi_url: str) -> Obj:

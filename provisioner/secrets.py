@@ -15,7 +15,7 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["SECRET_KEY_ENTRY", "SECRET_TYPE", "SecretError", "secret_key"]
+__all__ = ["SECRET_KEY_ENTRY", "SECRET_TYPE", "SecretError", "heketi_secret_body", "secret_key"]
 
 SECRET_TYPE = "kubernetes.io/glusterfs"
 SECRET_KEY_ENTRY = "key"
@@ -72,3 +72,22 @@ def secret_key(secret: Mapping[str, Any]) -> str:
     if not key:
         raise SecretError(f'Secret {where}: entry "{SECRET_KEY_ENTRY}" is empty')
     return key
+
+
+def heketi_secret_body(
+    name: str,
+    namespace: str,
+    key: str,
+    *,
+    type_: str = SECRET_TYPE,
+    entry: str = SECRET_KEY_ENTRY,
+) -> dict[str, Any]:
+    """The Secret ``secret_key`` reads, built in one place for the demo, the
+    benchmarks and the tests (``type_``/``entry`` let tests build the wrong ones)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": type_,
+        "data": {entry: base64.b64encode(key.encode()).decode()},
+    }

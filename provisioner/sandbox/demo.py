@@ -8,7 +8,6 @@ by asking the simulator.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable
 from typing import Any, TextIO, TypeVar
@@ -17,6 +16,7 @@ from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
 from provisioner.kubeapi import KubeAPI, KubeNotFound
 from provisioner.sandbox import waiting
 from provisioner.sandbox.stack import SandboxStack
+from provisioner.secrets import heketi_secret_body
 
 T = TypeVar("T")
 
@@ -60,17 +60,8 @@ class Demo:
     def run(self) -> None:
         provisioner_name = self.stack.options.settings.provisioner_name
         self.begin("create the Heketi admin Secret (type kubernetes.io/glusterfs)")
-        key = base64.b64encode(self.stack.admin_key.encode()).decode()
         self.kube.create(
-            "secrets",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": SECRET, "namespace": NAMESPACE},
-                "type": "kubernetes.io/glusterfs",
-                "data": {"key": key},
-            },
-            NAMESPACE,
+            "secrets", heketi_secret_body(SECRET, NAMESPACE, self.stack.admin_key), NAMESPACE
         )
         self.begin(f"create StorageClass {CLASS} (provisioner {provisioner_name})")
         self.kube.create(

@@ -4,7 +4,6 @@ the PV is created as the controller creates it), so the audit reads real state."
 
 from __future__ import annotations
 
-import base64
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from provisioner.heketi_pool import HeketiPool
 from provisioner.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
+from provisioner.secrets import heketi_secret_body
 
 ADMIN_KEY = "audit-Admin-Key-5d1e77c0-94b2f6a8e3c1d0ff"
 PROVISIONER = "gluster.org/heketi-audit-test"
@@ -52,17 +52,7 @@ class Cluster:
 
     def secret(self) -> str:
         name = f"heketi-secret-{next(_names)}"
-        self.kube.create(
-            "secrets",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": name, "namespace": NAMESPACE},
-                "type": "kubernetes.io/glusterfs",
-                "data": {"key": base64.b64encode(ADMIN_KEY.encode()).decode()},
-            },
-            NAMESPACE,
-        )
+        self.kube.create("secrets", heketi_secret_body(name, NAMESPACE, ADMIN_KEY), NAMESPACE)
         return name
 
     def storage_class(self, *, provisioner: str = PROVISIONER, **params: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ a user would) and wait on conditions with deadlines, never on sleeps."""
 
 from __future__ import annotations
 
-import base64
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from provisioner.gluster import GlusterProvisioner
 from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
 from provisioner.sandbox.stack import SandboxStack, StackOptions
 from provisioner.sandbox.waiting import wait_for
+from provisioner.secrets import heketi_secret_body
 
 PROVISIONER = "gluster.org/heketi"
 NAMESPACE = "default"
@@ -78,17 +78,8 @@ class Cluster:
     def secret(self, *, key: str = ADMIN_KEY, type_: str = "kubernetes.io/glusterfs",
                entry: str = "key") -> str:  # fmt: skip
         name = f"heketi-{next(_names)}"
-        self.kube.create(
-            "secrets",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": name, "namespace": NAMESPACE},
-                "type": type_,
-                "data": {entry: base64.b64encode(key.encode()).decode()},
-            },
-            NAMESPACE,
-        )
+        body = heketi_secret_body(name, NAMESPACE, key, type_=type_, entry=entry)
+        self.kube.create("secrets", body, NAMESPACE)
         return name
 
     def storage_class(

@@ -3,7 +3,6 @@ and a ``GlusterProvisioner`` driven directly (no controller) against them."""
 
 from __future__ import annotations
 
-import base64
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from provisioner.kubeapi import KubeAPI, load_api_client
 from provisioner.protocol import ProvisionError
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
+from provisioner.secrets import heketi_secret_body
 
 ADMIN_KEY = "admin-Key-7f3c9e1b"
 USER_KEY = "user-Key-44aa0d2e"
@@ -94,13 +94,7 @@ class World:
         self, *, key: str = ADMIN_KEY, type_: str = "kubernetes.io/glusterfs", entry: str = "key"
     ) -> str:
         name = f"heketi-secret-{next(_names)}"
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "type": type_,
-            "data": {entry: base64.b64encode(key.encode()).decode()},
-        }
+        body = heketi_secret_body(name, NAMESPACE, key, type_=type_, entry=entry)
         self.kube.create("secrets", body, NAMESPACE)
         return name
 

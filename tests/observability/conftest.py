@@ -7,7 +7,6 @@ controller's, so the request log tells the two apart.
 
 from __future__ import annotations
 
-import base64
 import itertools
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
 from provisioner.observability import HealthServer, start_health_server
 from provisioner.sandbox.stack import SandboxStack, StackOptions
 from provisioner.sandbox.waiting import wait_for
+from provisioner.secrets import heketi_secret_body
 
 NAMESPACE = "default"
 ADMIN_KEY = "observability-admin-key-0123456789"
@@ -91,17 +91,7 @@ class World:
 
     def secret(self) -> str:
         name = f"heketi-{next(_names)}"
-        self.user.create(
-            "secrets",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": name, "namespace": NAMESPACE},
-                "type": "kubernetes.io/glusterfs",
-                "data": {"key": base64.b64encode(ADMIN_KEY.encode()).decode()},
-            },
-            NAMESPACE,
-        )
+        self.user.create("secrets", heketi_secret_body(name, NAMESPACE, ADMIN_KEY), NAMESPACE)
         return name
 
     def storage_class(self, *, secret: str | None = None, **params: str) -> str:

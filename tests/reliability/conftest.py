@@ -12,7 +12,6 @@ synchronise. Random choices come from a seeded RNG whose seed is printed.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
 import os
@@ -36,6 +35,7 @@ from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
 from provisioner.sandbox.waiting import wait_for
+from provisioner.secrets import heketi_secret_body
 
 PROVISIONER = "gluster.org/heketi"
 NAMESPACE = "default"
@@ -207,17 +207,8 @@ class World:
     ) -> str:
         name = f"heketi-{next(_names)}"
         value = self.admin_key if key is None else key
-        self.kube.create(
-            "secrets",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": name, "namespace": NAMESPACE},
-                "type": type_,
-                "data": {entry: base64.b64encode(value.encode()).decode()},
-            },
-            NAMESPACE,
-        )
+        body = heketi_secret_body(name, NAMESPACE, value, type_=type_, entry=entry)
+        self.kube.create("secrets", body, NAMESPACE)
         return name
 
     def storage_class(self, *, secret: str | None = None, **params: str | None) -> str:
