@@ -299,7 +299,10 @@ class World:
             claim = self.get("persistentvolumeclaims", name, NAMESPACE)
             if not claim or (claim.get("status") or {}).get("phase") != "Bound":
                 return None
-            return self.get("persistentvolumes", claim["spec"]["volumeName"])
+            # Seen once in CI: phase Bound read while spec.volumeName was absent; wait
+            # for both rather than fail on the lookup (cause not yet understood).
+            volume = (claim.get("spec") or {}).get("volumeName")
+            return self.get("persistentvolumes", volume) if volume else None
 
         return wait_for(check, timeout, f"claim {name} to be Bound")
 
