@@ -20,14 +20,22 @@ who leads and other tooling understands the object:
   margin is what keeps two leaders from working at the same moment. Each request is
   given at most the time left before the deadline, so a hanging API server cannot
   delay the step-down.
+* A write counts from when it was *sent*, not from when its answer came: the API
+  server may have stored it (and other replicas started counting) at any moment in
+  between, so only the send time is a bound this process can trust. A slow answer
+  therefore never lengthens how long this process believes it leads, and an
+  acquisition answered after the renew deadline is not a start of leadership.
 * ``release()`` clears ``holderIdentity`` on a clean shutdown, so a standby takes over
   on its next retry instead of after a full lease duration.
 
 After losing leadership the elector goes back to being a candidate; callers that
-cannot restart their work (the controller) should exit instead, as client-go users do.
+cannot restart their work (the controller) should exit instead, as client-go users do,
+from ``on_lost_leading``: it runs only when leadership ended without ``stop()`` (the
+deadline passed, another holder, an error), before ``on_stopped_leading``, so a
+clean shutdown can still ``release()`` while a lost lease is never written again.
 Callbacks run on the elector's thread and must return quickly: they start or stop
 work, they do not do it. ``on_stopped_leading`` is called exactly once after each
-``on_started_leading``.
+``on_started_leading`` (unless ``on_lost_leading`` does not return).
 """
 
 from __future__ import annotations
@@ -96,8 +104,13 @@ class LeaderElector:
         retry_period: float = 2.0,
         on_started_leading: Callable[[], None],
         on_stopped_leading: Callable[[], None],
+        on_lost_leading: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[threading.Event, float], bool] = threading.Event.wait,
     ) -> None:
+        """``clock`` and ``wait`` (wait for the event, at most that many seconds) come
+        together: a fake clock's ``wait`` moves it forward, so tests run the whole
+        schedule without real time passing."""
         if not identity:
             raise ValueError("identity must not be empty")
         if not 0 < retry_period < renew_deadline < lease_duration:
@@ -114,7 +127,9 @@ class LeaderElector:
         self.retry_period = retry_period
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
+        self._on_lost = on_lost_leading
         self._clock = clock
+        self._wait = wait
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -195,11 +210,10 @@ class LeaderElector:
             while not self._stop.is_set():
                 if self._acquire():
                     self._started()
-                    self._renew_until_lost()
-                    self._stopped()
+                    self._stopped(lost=self._renew_until_lost())
         finally:
             if self._leading:  # only on an unexpected exception
-                self._stopped()
+                self._stopped(lost=True)
 
     def _acquire(self) -> bool:
         """Try until the lease is ours (True) or ``stop()`` was called (False)."""
@@ -218,16 +232,16 @@ class LeaderElector:
             except Exception:  # a bug must not kill the thread silently
                 log.exception("leader election for %s/%s failed", self.namespace, self.name)
             conflicts = 0
-            self._stop.wait(self.retry_period)
+            self._wait(self._stop, self.retry_period)
         return False
 
-    def _renew_until_lost(self) -> None:
-        """Renew every retry_period; return when leadership is lost or on stop()."""
+    def _renew_until_lost(self) -> bool:
+        """Renew every retry_period; return True when leadership is lost, False on stop()."""
         while True:
             deadline = self._last_renew + self.renew_deadline
-            self._stop.wait(max(0.0, min(self.retry_period, deadline - self._clock())))
+            self._wait(self._stop, max(0.0, min(self.retry_period, deadline - self._clock())))
             if self._stop.is_set():
-                return
+                return False
             while True:
                 left = deadline - self._clock()
                 if left <= 0:
@@ -238,7 +252,7 @@ class LeaderElector:
                         self.renew_deadline,
                         self._last_error or "no answer",
                     )
-                    return
+                    return True
                 try:
                     if not self._try_acquire_or_renew(self._bounded(left)):
                         log.warning(
@@ -247,7 +261,7 @@ class LeaderElector:
                             self.name,
                             self.holder(),
                         )
-                        return
+                        return True
                     break
                 except KubeConflict:
                     continue  # re-read and try again within the deadline
@@ -256,17 +270,19 @@ class LeaderElector:
                 except Exception as err:
                     log.exception("renewing lease %s/%s failed", self.namespace, self.name)
                     self._last_error = type(err).__name__
-                self._stop.wait(max(0.0, min(self.retry_period, deadline - self._clock())))
+                self._wait(self._stop, max(0.0, min(self.retry_period, deadline - self._clock())))
                 if self._stop.is_set():
-                    return
+                    return False
 
     def _started(self) -> None:
         log.info("became leader of %s/%s as %s", self.namespace, self.name, self.identity)
         self._call(self._on_started, "on_started_leading")
 
-    def _stopped(self) -> None:
+    def _stopped(self, *, lost: bool) -> None:
         with self._lock:
             self._leading = False
+        if lost and self._on_lost is not None:
+            self._call(self._on_lost, "on_lost_leading")
         self._call(self._on_stopped, "on_stopped_leading")
 
     @staticmethod
@@ -298,29 +314,37 @@ class LeaderElector:
         if leading and holder != self.identity:
             return False  # taken over after it expired on the other side's clock
         body = self._record(lease, holder=self.identity, acquired=holder != self.identity)
+        sent = self._clock()
         try:
             written = kube.replace(RESOURCE, body, self.namespace)
         except KubeConflict:
             with self._lock:
                 self._lease = None  # force a fresh read
             raise
-        self._won(written)
-        return True
+        return self._won(written, sent)
 
     def _create(self, kube: KubeAPI) -> bool:
         body = self._record(None, holder=self.identity, acquired=True)
+        sent = self._clock()
         written = kube.create(RESOURCE, body, self.namespace)  # AlreadyExists: a conflict
-        self._won(written)
-        return True
+        return self._won(written, sent)
 
-    def _won(self, written: KubeObject) -> None:
-        now = self._clock()
+    def _won(self, written: KubeObject, sent: float) -> bool:
+        """Record a successful write sent at ``sent``; True if leading afterwards.
+
+        A write answered after ``sent + renew_deadline`` proves nothing about now:
+        other replicas may already count the lease as expired. It neither starts
+        leadership nor extends it (the renew loop then finds its deadline passed).
+        """
         with self._lock:
             self._lease = written
-            self._leading = True
-            self._last_renew = now
             self._last_error = ""
+            if self._clock() < sent + self.renew_deadline:
+                self._leading = True
+                self._last_renew = max(self._last_renew, sent)
+            leading = self._leading
         self._observe(written)
+        return leading
 
     def _read_lease(self) -> bool:
         try:

@@ -230,6 +230,20 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 _HANDLER_NAME = "heketi-provisioner"
 
 
+def _exception_formatter() -> structlog.typing.ExceptionRenderer:
+    """A traceback without local variables, whatever is installed.
+
+    structlog's default, when ``rich`` is importable, prints every frame's locals, and
+    a frame handling a request holds the Heketi key in one: it reached a log that way.
+    ``_redact`` only sees the event's fields, never the traceback's contents.
+    """
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return structlog.dev.plain_traceback
+    return structlog.dev.RichTracebackFormatter(show_locals=False)
+
+
 def configure_logging(
     log_format: str = "auto", level: str = "info", *, stream: TextIO | None = None
 ) -> None:
@@ -246,7 +260,9 @@ def configure_logging(
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=_exception_formatter()
+        )
     )
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):

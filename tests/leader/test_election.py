@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_released_lease_is_taken_over_at_once(
     sandbox: KubeSandbox, electors: Electors, writes: LeaseWrites
 ) -> None:
     # A lease duration far beyond the wait: the standby can only get in through release.
-    slow = {"lease_duration": 120.0, "renew_deadline": 60.0, "retry_period": 0.1}
+    slow: dict[str, Any] = {"lease_duration": 120.0, "renew_deadline": 60.0, "retry_period": 0.1}
     a, a_calls = electors.make("replica-a", **slow)
     assert a_calls.until(lambda: a.is_leader())
     b, b_calls = electors.make("replica-b", **slow)
@@ -174,7 +175,7 @@ def test_stale_lease_of_a_dead_process_is_taken_over(
 
 
 def test_stop_is_immediate_even_with_a_long_retry_period(electors: Electors) -> None:
-    slow = {"lease_duration": 600.0, "renew_deadline": 500.0, "retry_period": 400.0}
+    slow: dict[str, Any] = {"lease_duration": 600.0, "renew_deadline": 500.0, "retry_period": 400.0}
     a, a_calls = electors.make("replica-a", **slow)
     assert a_calls.until(lambda: a.is_leader())
     a.stop(timeout=WAIT)
