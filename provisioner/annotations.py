@@ -29,11 +29,10 @@ ANN_SECRET_NAMESPACE: Final = "heketi-provisioner.gluster.org/secret-namespace"
 ANN_SECRET_NAME: Final = "heketi-provisioner.gluster.org/secret-name"
 ANN_ENDPOINTS_NAME: Final = "heketi-provisioner.gluster.org/endpoints-name"
 
-# --- Ours, on the Service: the intent record, written before the Heketi create --------
-# With ANN_RESTURL, ANN_RESTUSER, ANN_SECRET_NAMESPACE and ANN_SECRET_NAME, these say
-# which Heketi volume a claim may have and which GID it holds, so that a crash between
-# the Heketi create and the PV write leaves a record in our own API server (never the
-# key: the Secret reference only).
+# --- Written on Services by versions before the security fix; read by nothing now -----
+# The intent record lived on the claim's Service, which its tenant can write; it is now
+# a ConfigMap in the controller's own namespace (``provisioner.intent``). The keys stay
+# named so that tests can forge such a Service and prove it is ignored.
 ANN_INTENT_CLAIM_UID: Final = "heketi-provisioner.gluster.org/claim-uid"
 ANN_INTENT_CLAIM_NAME: Final = "heketi-provisioner.gluster.org/claim-name"
 ANN_INTENT_STORAGE_CLASS: Final = "heketi-provisioner.gluster.org/storage-class"

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from provisioner import __version__
 from provisioner.config import Settings
@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=Settings().leader_election_lease_duration,
         help="seconds a Lease stays valid without renewal (a standby takes over after it)",
     )
+    _option(
+        run,
+        "--namespace",
+        help="the controller's own namespace, writable by cluster admins only: its Lease "
+        "and its intent records live there (default: $POD_NAMESPACE, else default)",
+    )
     _switch(run, "--no-leader-election", help="do not take the Lease (single replica only)")
 
     from provisioner.audit import add_audit_arguments
@@ -203,6 +209,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ),
         log_format=args.log_format,
         log_level=args.log_level,
+        namespace=getattr(args, "namespace", None)
+        or os.environ.get("POD_NAMESPACE")
+        or Settings().namespace,
     )
 
 
@@ -235,17 +244,27 @@ def build_controller(settings: Settings) -> Controller:
         orphan_grace_seconds=settings.orphan_grace_seconds,
         heketi_timeout=(min(5.0, settings.heketi_timeout), settings.heketi_timeout),
         heketi_observer=metrics.observe_heketi,
+        intent_namespace=settings.namespace,
     )
     return Controller(kube, provisioner, settings, caches=caches, metrics=metrics)
 
 
-def run(settings: Settings, *, leader_election: bool = True) -> int:
+def run(
+    settings: Settings,
+    *,
+    leader_election: bool = True,
+    exit_hard: Callable[[int], NoReturn] = os._exit,
+) -> int:
     from provisioner.observability import start_health_server
 
     stop = _stop_on_signals()
     controller = build_controller(settings)
     lost = threading.Event()
-    elector = None if not leader_election else _elector(controller, settings, stop, lost)
+    elector = (
+        None
+        if not leader_election
+        else _elector(controller, settings, stop, lost, exit_hard=exit_hard)
+    )
 
     def ready() -> bool:
         # A standby is ready by design: a rollout waits for Ready pods, and only one
@@ -272,7 +291,9 @@ def run(settings: Settings, *, leader_election: bool = True) -> int:
     # Lost the Lease: another replica may already be working, stop at once.
     lost_lease = lost.is_set()  # release() below ends leadership too: decide now
     finished = controller.stop(0.0 if lost_lease else settings.shutdown_grace)
-    if elector is not None:
+    if elector is not None and lost_lease:
+        elector.stop()  # reached only when exit_hard returned (tests): no write to a lost Lease
+    elif elector is not None:
         elector.release()
     controller.metrics.leader.set(0)
     if health is not None:
@@ -281,10 +302,17 @@ def run(settings: Settings, *, leader_election: bool = True) -> int:
 
 
 def _elector(
-    controller: Controller, settings: Settings, stop: threading.Event, lost: threading.Event
+    controller: Controller,
+    settings: Settings,
+    stop: threading.Event,
+    lost: threading.Event,
+    *,
+    exit_hard: Callable[[int], NoReturn] = os._exit,
 ) -> LeaderElector:
     """Start the controller when elected; on losing the Lease, exit (the pod restarts
     as a standby), as client-go users do."""
+    import structlog
+
     from provisioner.leader import LeaderElector, holder_identity, lease_name
 
     def start_in_background() -> None:  # callbacks must return at once
@@ -301,12 +329,26 @@ def _elector(
 
     def step_down() -> None:
         controller.metrics.leader.set(0)
-        lost.set()
         stop.set()
 
-    return LeaderElector(
+    def exit_at_once() -> None:
+        """Another replica may take the Lease as soon as it expires, while Heketi
+        requests of this one are still in flight: a graceful stop would let them run on,
+        and a release would be a write by a process that no longer leads. Only ending
+        the process stops everything at once; the Deployment restarts it as a standby."""
+        lost.set()
+        try:
+            structlog.get_logger(__name__).error(
+                "leader.lost", lease=f"{elector.namespace}/{elector.name}", action="exit"
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            exit_hard(1)
+
+    elector = LeaderElector(
         controller.kube,
-        namespace=os.environ.get("POD_NAMESPACE") or "default",
+        namespace=settings.namespace,
         name=lease_name(settings.provisioner_name),
         identity=holder_identity(os.environ.get("POD_NAME")),
         lease_duration=settings.leader_election_lease_duration,
@@ -314,7 +356,9 @@ def _elector(
         retry_period=settings.leader_election_lease_duration * 2 / 15,
         on_started_leading=start_in_background,
         on_stopped_leading=step_down,
+        on_lost_leading=exit_at_once,
     )
+    return elector
 
 
 def sandbox(args: argparse.Namespace, settings: Settings) -> int:

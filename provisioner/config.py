@@ -82,6 +82,11 @@ class Settings:
     leader died without releasing it.  The leader gives up after 2/3 of it without a
     successful renewal, and renews every 2/15 of it.  Default 15."""
 
+    namespace: str = "default"
+    """The controller's own namespace (``$POD_NAMESPACE`` in a pod): the leader Lease
+    and the intent records live there. Only cluster admins may write it; everything
+    in a claim's namespace is tenant-written and never trusted.  Default ``default``."""
+
     stuck_worker_seconds: float = 1800.0
     """``/healthz`` fails when a worker has spent longer than this on one item (every
     Heketi request and operation has its own timeout, so this is generous).  Default

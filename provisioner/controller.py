@@ -32,7 +32,6 @@ from provisioner.informer import (
     object_key,
     strip_managed_fields,
 )
-from provisioner.intent import intent_metadata
 from provisioner.kubeapi import KubeAPI
 from provisioner.observability import Metrics
 from provisioner.predicates import (
@@ -76,8 +75,7 @@ class Caches:
         self.classes = informer("storageclasses")
         # Only their presence is ever asked: keep the identity, not the body.
         self.endpoints = informer("endpoints", LABEL_PROVISIONED_FOR_PVC, metadata_only)
-        # Services also keep their intent record (GIDs, the orphan sweep's candidates).
-        self.services = informer("services", LABEL_PROVISIONED_FOR_PVC, intent_metadata)
+        self.services = informer("services", LABEL_PROVISIONED_FOR_PVC, metadata_only)
 
     def all(self) -> list[Informer]:
         return [self.claims, self.pvs, self.classes, self.endpoints, self.services]
@@ -276,7 +274,7 @@ class Controller:
             for informer in group:
                 if not informer.wait_for_sync(sync_timeout):
                     raise TimeoutError(f"cache of {informer.resource} did not sync")
-        self.provisioner.prepare(self.pvs.list(), self.claims.list(), services=self.services.list())
+        self.provisioner.prepare(self.pvs.list(), self.claims.list())
         self._threads = start_workers(
             self.queue, self._process, count=self.settings.workers, name="worker"
         )
@@ -339,18 +337,17 @@ class Controller:
         depend on thread timing), in the background so readiness does not wait."""
         if self.settings.orphan_sweep_period <= 0 or not isinstance(self.provisioner, Reconciler):
             return
-        first = (self.pvs.list(), self.claims.list(), self.classes.list(), self.services.list())
+        first = (self.pvs.list(), self.claims.list(), self.classes.list())
         sweeper = threading.Thread(
             target=self._orphan_sweep_loop, args=(first,), name="orphan-sweep", daemon=True
         )
         sweeper.start()
         self._threads.append(sweeper)
 
-    def _orphan_sweep_loop(self, first: tuple[list[Obj], list[Obj], list[Obj], list[Obj]]) -> None:
+    def _orphan_sweep_loop(self, first: tuple[list[Obj], list[Obj], list[Obj]]) -> None:
         """Sweep every period; sooner when a pending claim was deleted, and again when
         a record the last sweep saw orphaned has waited out the provisioner's grace."""
-        pvs, claims, classes, services = first
-        self.sweep_orphans(pvs, claims, classes, services)
+        self.sweep_orphans(*first)
         while not self._stopped.is_set():
             self._sweep_wake.wait(self._next_sweep_in())
             self._sweep_wake.clear()
@@ -365,25 +362,16 @@ class Controller:
         # The small margin keeps the wake-up from landing a hair before the due time.
         return period if waiting is None else min(period, waiting + 0.05)
 
-    def sweep_orphans(
-        self,
-        pvs: list[Obj],
-        claims: list[Obj],
-        classes: list[Obj],
-        services: list[Obj] | None = None,
-    ) -> int:
+    def sweep_orphans(self, pvs: list[Obj], claims: list[Obj], classes: list[Obj]) -> int:
         """One ``reconcile`` of the provisioner; returns how many volumes it reclaimed."""
         assert isinstance(self.provisioner, Reconciler)
         try:
-            reclaimed = self.provisioner.reconcile(
-                pvs,
-                claims,
-                classes,
-                services=self.services.list() if services is None else services,
-            )
+            reclaimed = self.provisioner.reconcile(pvs, claims, classes)
         except Exception as exc:  # the next period is the retry
             log.warning("orphan_sweep.failed", error=str(exc)[:200])
             return 0
+        finally:
+            self.metrics.orphan_sweeps_total.inc()
         if reclaimed:
             self.metrics.orphans_reclaimed_total.inc(reclaimed)
         return reclaimed

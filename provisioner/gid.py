@@ -20,7 +20,7 @@ from typing import Any
 
 from provisioner.annotations import ANN_GID
 
-__all__ = ["GID_LIMIT", "GidAllocator", "GidExhausted", "gid_from_pv"]
+__all__ = ["GID_LIMIT", "GidAllocator", "GidExhausted", "gid_from_pv", "parse_gid"]
 
 # Heketi rejects gid >= 2**31 - 1.
 GID_LIMIT = 2147483646
@@ -147,15 +147,25 @@ class GidAllocator:
             return 0 if pool is None else len(pool)
 
 
+def parse_gid(value: object) -> int | None:
+    """A GID written as plain ASCII digits, or None.
+
+    ``int()`` also takes ``+2000``, ``2_000`` and non-ASCII digits such as ``٢٠٠٠``;
+    a GID spelled like that was not written by us or by the in-tree provisioner, so
+    it is not a GID at all here.
+    """
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > 10 or not all("0" <= c <= "9" for c in value):
+        return None
+    gid = int(value)
+    return gid if gid <= GID_LIMIT else None
+
+
 def gid_from_pv(pv: Mapping[str, Any]) -> int | None:
     """The PV's GID annotation as an int, or None when absent or not a valid GID."""
     metadata = pv.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
     value = annotations.get(ANN_GID) if isinstance(annotations, Mapping) else None
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 10:
-        return None
-    gid = int(value)
-    return gid if gid <= GID_LIMIT else None
+    return parse_gid(value)

@@ -5,27 +5,28 @@ The intent record, written before the Heketi create
 Provision writes, in this order (each step safe to repeat):
 
 1. allocate a GID for the claim's class;
-2. create the Service ``<customepnameprefix>-<claim uid>`` carrying the *intent
-   record* (``provisioner.intent``: claim uid and name, class, Heketi URL, the
-   planned volume name, the GID, the Secret reference and issuer; never the key).
-   If the Service exists already, the record on it wins: its GID is the claim's;
+2. create the *intent record* (``provisioner.intent``: a ConfigMap in the
+   controller's own namespace with the claim uid and name, class, Heketi URL, the
+   planned volume name and the GID; never the key). If the record exists already,
+   it wins: its GID is the claim's;
 3. create the Heketi volume (or find the one an earlier attempt made);
-4. create the Endpoints with the storage IPs Heketi reported;
+4. create the Endpoints and the Service with the storage IPs Heketi reported;
 5. return the PV body (the controller writes it).
 
-Kubernetes writes per claim stay Service, Endpoints, PV (plus the two events) and
-Heketi sees the create and its polls, as before: only the order changed. What it
-buys is that from the moment a Heketi volume can exist, our own API server says so:
+What the record buys is that from the moment a Heketi volume can exist, our own API
+server says so, in a place no tenant can write:
 
-* GIDs: ``prepare`` rebuilds the allocator from PVs *and* the records on our
-  Services, so a GID held by a volume whose PV was never written, or by a create
-  still running in Heketi (which Heketi's list hides), is never handed out again.
-  No Heketi listing is needed for that.
+* GIDs: ``prepare`` rebuilds the allocator from PVs *and* the records, so a GID
+  held by a volume whose PV was never written, or by a create still running in
+  Heketi (which Heketi's list hides), is never handed out again. No Heketi listing
+  is needed for that.
 * Leaks: a crash between the create and the PV write, followed by the claim's
   deletion, leaves a record whose claim is gone and whose PV does not exist. The
-  orphan sweep (``orphans``) starts from those records and deletes exactly the
-  named volume on the named server; Heketi volumes without a record in our API
-  server (another cluster's, an operator's) are never touched.
+  orphan sweep (``orphans``) starts from those records; Heketi volumes without a
+  record (another cluster's, an operator's) are never touched.
+
+Nothing in the claim's namespace (its Service, Endpoints or Secrets) is read to
+decide which server, key, volume or GID to use: tenants write that namespace.
 
 Finding an earlier attempt's volume
 -----------------------------------
@@ -34,16 +35,16 @@ the volume an earlier attempt created instead of creating a second one. Heketi h
 no lookup by name, so finding costs a list plus a GET per volume not seen before
 (``volume_index``). That is paid only when this process cannot know the outcome:
 
-* the Service already carried a record (or was an old Service without one) when
-  this process first tried the claim: another process may have created the volume;
+* the record already existed when this process first tried the claim: another
+  process may have created the volume;
 * an earlier attempt here ended in ``OutcomeUnknown``/``OperationTimeout``, or in a 401
   after Heketi accepted the POST (the ``user`` role cannot follow the operation);
 * Heketi said the name is already in use.
 
-A claim whose Service this process created provably has no volume yet (no process
+A claim whose record this process created provably has no volume yet (no process
 creates one before the record exists): it goes straight to the create. A clean
-failure keeps the GID reserved, since the record on the Service still names it;
-it goes back when the record goes (PV delete, or the sweep). The controller never
+failure keeps the GID reserved, since the record still names it; it goes back when
+the record goes (the sweep). The controller never
 works on one claim from two threads at once (its work queue hands a key to one
 worker at a time), so an attempt record needs no lock of its own.
 """
@@ -65,7 +66,7 @@ from heketi_client.errors import (
     OutcomeUnknown,
     VolumeNameInUse,
 )
-from provisioner.annotations import ANN_PROVISIONED_BY, LABEL_PROVISIONED_FOR_PVC
+from provisioner.annotations import ANN_PROVISIONED_BY
 from provisioner.claims import ClaimError, requested_gib, validate_claim
 from provisioner.classes import GlusterClassParameters, ParameterError, parse_class_parameters
 from provisioner.gid import GidAllocator, GidExhausted, gid_from_pv
@@ -73,12 +74,12 @@ from provisioner.gluster_delete import VolumeDeleter
 from provisioner.heketi_credentials import target_for_class
 from provisioner.heketi_failures import provision_failure, user_role_hint
 from provisioner.heketi_pool import DEFAULT_CONCURRENCY, HeketiPool, HeketiTarget
-from provisioner.intent import Intent, read_intent
+from provisioner.intent import Intent, IntentStore, RecordConflict
 from provisioner.kubeapi import KubeAPI, KubeAPIError
 from provisioner.objects import build_pv, endpoints_name, heketi_volume_name
 from provisioner.orphans import DEFAULT_ORPHAN_GRACE, OrphanSweeper
 from provisioner.protocol import InvalidInput, ProvisionError
-from provisioner.storage_endpoints import ensure_endpoints, write_intent
+from provisioner.storage_endpoints import ensure_companions
 from provisioner.volume_index import VolumeIndexes
 
 __all__ = ["GlusterProvisioner"]
@@ -116,8 +117,14 @@ class GlusterProvisioner:
         orphan_grace_seconds: float = DEFAULT_ORPHAN_GRACE,
         heketi_observer: ResponseObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        intent_namespace: str = "default",
     ) -> None:
+        """``intent_namespace``: the controller's own namespace, where the intent
+        records live (admins write it, tenants do not)."""
         self.kube = kube
+        self.records = IntentStore(
+            kube, namespace=intent_namespace, provisioner_name=provisioner_name
+        )
         self.provisioner_name = provisioner_name
         self.class_lookup = class_lookup
         self.pool = pool or HeketiPool(
@@ -137,31 +144,17 @@ class GlusterProvisioner:
 
     # -- start-up ----------------------------------------------------------------
 
-    def prepare(
-        self,
-        pvs: Iterable[dict[str, Any]],
-        claims: Iterable[dict[str, Any]],
-        *,
-        services: Iterable[dict[str, Any]] | None = None,
-    ) -> None:
-        """Rebuild the GID allocator from PVs and from the intent records on our
-        Services (``services``: the controller's cache; None reads them from the API
-        server). ``claims`` is not needed any more: a pending claim with a record is
-        recognised when its Service turns out to exist, one without a record has no
-        volume. No Heketi request is made here."""
+    def prepare(self, pvs: Iterable[dict[str, Any]], claims: Iterable[dict[str, Any]]) -> None:
+        """Rebuild the GID allocator from PVs and from the intent records (one list
+        of ConfigMaps in our namespace). ``claims`` is not needed: a pending claim
+        with a record is recognised when its record turns out to exist, one without
+        a record has no volume. No Heketi request is made here."""
         for pv in pvs:
             gid = gid_from_pv(pv)
             if gid is not None:
                 self.gids.observe((pv.get("spec") or {}).get("storageClassName") or "", gid)
-        for service in self.our_services() if services is None else services:
-            intent = read_intent(service)
-            if intent is not None:
-                self.gids.observe(intent.class_name, intent.gid)
-
-    def our_services(self) -> list[dict[str, Any]]:
-        """Every Service with our label, read from the API server (all namespaces)."""
-        found = self.kube.list("services", label_selector=LABEL_PROVISIONED_FOR_PVC)
-        return list(found.get("items") or [])
+        for intent in self.records.list():
+            self.gids.observe(intent.class_name, intent.gid)
 
     def look(self, target: HeketiTarget) -> None:
         """Bring the server's name index up to date: one list, a GET per new id."""
@@ -196,7 +189,7 @@ class GlusterProvisioner:
         companions = endpoints_name(params.endpoints_prefix, uid)
         volume = self._find_or_create(claim, class_name, params, target, size, companions)
         try:
-            ensure_endpoints(
+            ensure_companions(
                 self.kube,
                 namespace=namespace,
                 name=companions,
@@ -206,7 +199,7 @@ class GlusterProvisioner:
         except KubeAPIError as err:
             raise ProvisionError(
                 f"Heketi volume {volume.name} ({volume.id}) exists, but writing Endpoints "
-                f"{namespace}/{companions} failed: {err}; will retry"
+                f"and Service {namespace}/{companions} failed: {err}; will retry"
             ) from None
         try:
             return build_pv(
@@ -266,17 +259,14 @@ class GlusterProvisioner:
             return attempt.volume
         if not attempt.recorded:
             intent = Intent(
-                namespace=claim["metadata"]["namespace"],
-                service=companions,
-                claim_uid=uid,
+                provisioner=self.provisioner_name,
+                claim_namespace=claim["metadata"]["namespace"],
                 claim_name=claim["metadata"]["name"],
+                claim_uid=uid,
                 class_name=class_name,
                 rest_url=target.url,
                 volume_name=name,
                 gid=0,
-                rest_user=params.rest_user if params.auth_enabled else "",
-                secret_namespace=params.secret_namespace,
-                secret_name=params.secret_name,
             )
             self._record_intent(attempt, intent, params)
         index = self.indexes.for_server(target.url)
@@ -346,20 +336,22 @@ class GlusterProvisioner:
             except GidExhausted as err:
                 raise ProvisionError(str(err)) from None
         intent = replace(planned, gid=attempt.gid)
+        where = f"ConfigMap {self.records.namespace}/{intent.name}"
         try:
-            recorded = write_intent(self.kube, intent)
+            recorded, created = self.records.write(intent)
         except KubeAPIError as err:
-            # The Service may exist now (the answer was lost): keep the gid reserved.
+            # The record may exist now (the answer was lost): keep the gid reserved.
             raise ProvisionError(
-                f"writing Service {intent.namespace}/{intent.service} (the record made "
-                f"before the Heketi volume is created) failed: {err}; will retry"
+                f"writing {where} (the record made before the Heketi volume is created) "
+                f"failed: {err}; will retry"
             ) from None
-        if recorded is not intent:
+        except RecordConflict as err:
+            raise ProvisionError(str(err)) from None
+        if not created:
             # Written before this process tried the claim: another attempt may have
-            # made the volume. Its gid is the claim's (an old Service without a
-            # record now carries ours).
+            # made the volume. Its gid is the claim's.
             attempt.uncertain = True
-            if recorded is not None and recorded.gid != attempt.gid:
+            if recorded.gid != attempt.gid:
                 self.gids.observe(attempt.class_name, recorded.gid)
                 self.gids.release(attempt.class_name, attempt.gid)
                 attempt.gid = recorded.gid
@@ -368,11 +360,21 @@ class GlusterProvisioner:
     def _adopt(self, uid: str, attempt: _Attempt, found: VolumeInfo) -> VolumeInfo:
         """Take over a volume an earlier attempt created: its id and its gid.
 
-        If the volume has another gid than the record (made by an earlier version),
-        both stay reserved: the record still names its own, and Services are never
-        updated (RBAC grants no update); the gap goes when the record goes.
+        If the volume has another gid than the record (made by an earlier version,
+        whose record lived elsewhere), the volume's gid is the one its files carry,
+        so the PV must say it; both stay reserved until the record goes. But a gid
+        this process already holds for something else is never shared: two volumes
+        of a class with one gid would let each one's pods write the other's files.
         """
-        if found.gid:
+        if found.gid and found.gid != attempt.gid:
+            if self.gids.is_used(attempt.class_name, found.gid):
+                raise ProvisionError(
+                    f"Heketi volume {found.name} ({found.id}) made for this claim by an "
+                    f"earlier attempt has GID {found.gid}, which another volume of "
+                    f"StorageClass {attempt.class_name} holds; not binding it (delete that "
+                    "Heketi volume to provision afresh)",
+                    retry=False,
+                )
             self.gids.observe(attempt.class_name, found.gid)
             attempt.gid = found.gid
         attempt.volume = found
@@ -421,11 +423,9 @@ class GlusterProvisioner:
         pvs: Iterable[dict[str, Any]],
         claims: Iterable[dict[str, Any]],
         storage_classes: Iterable[dict[str, Any]],
-        *,
-        services: Iterable[dict[str, Any]] | None = None,
     ) -> int:
         """Sweep the intent records; returns how many Heketi volumes were deleted."""
-        done = self.orphans.sweep(pvs, claims, storage_classes, services=services)
+        done = self.orphans.sweep(pvs, claims, storage_classes)
         return sum(1 for r in done if r.volume_id)
 
     def next_reconcile_in(self) -> float | None:

@@ -107,6 +107,13 @@ class VolumeDeleter:
                     f"Heketi volume {info.volume_id} is gone, but deleting Endpoints/Service "
                     f"{info.endpoints_namespace}/{info.endpoints_name} failed: {err}"
                 ) from None
+        try:
+            self.owner.records.discard(info.claim_uid or "")
+        except KubeAPIError as err:
+            raise ProvisionError(
+                f"Heketi volume {info.volume_id} is gone, but deleting its intent record "
+                f"failed: {err}"
+            ) from None
         first = self.first_release(info.volume_id)
         self.owner.volume_deleted(
             target.url,

@@ -9,11 +9,16 @@ workers bounce off Heketi and back off for tens of seconds.
 The key is part of the cache key (a rotated Secret must produce a new client), but
 ``HeketiTarget`` keeps it out of its ``repr`` so that no log line or exception
 that prints a target can carry it.
+
+Clients and remembered keys are kept for at most ``MAX_TARGETS`` targets, least
+recently used first out: servers are named only by StorageClasses and PVs, but a
+key rotated every hour for a year must not leave 8,760 connection pools behind.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +30,9 @@ __all__ = ["DEFAULT_CONCURRENCY", "HeketiPool", "HeketiTarget", "normalise_url"]
 
 DEFAULT_CONCURRENCY = 8
 """Heketi's own default ``max_inflight_operations``; going above it only buys 429s."""
+
+MAX_TARGETS = 64
+"""Clients (and remembered keys) kept at once; the oldest unused one is closed."""
 
 
 def normalise_url(url: str) -> str:
@@ -70,11 +78,11 @@ class HeketiPool:
         self._on_response = on_response
         self._factory = client_factory or self._default_client
         self._lock = threading.Lock()
-        self._clients: dict[HeketiTarget, HeketiClient] = {}
+        self._clients: OrderedDict[HeketiTarget, HeketiClient] = OrderedDict()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         # (url, user) -> the last key that came from a class or Secret. Delete falls
         # back to it when the Secret named on a PV has been removed since.
-        self._keys: dict[tuple[str, str], str] = {}
+        self._keys: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def _default_client(self, target: HeketiTarget) -> HeketiClient:
         return HeketiClient(
@@ -88,14 +96,23 @@ class HeketiPool:
         )
 
     def client(self, target: HeketiTarget) -> HeketiClient:
+        evicted: list[HeketiClient] = []
         with self._lock:
             found = self._clients.get(target)
             if found is None:
                 found = self._factory(target)
                 self._clients[target] = found
+                while len(self._clients) > MAX_TARGETS:
+                    evicted.append(self._clients.popitem(last=False)[1])
+            self._clients.move_to_end(target)
             if target.key:
                 self._keys[(target.url, target.user)] = target.key
-            return found
+                self._keys.move_to_end((target.url, target.user))
+                while len(self._keys) > MAX_TARGETS:
+                    self._keys.popitem(last=False)
+        for old in evicted:  # a worker still using one gets a fresh pool next time
+            old.close()
+        return found
 
     def remembered_key(self, url: str, user: str) -> str | None:
         """A key this process already used for that server and issuer, if any."""

@@ -65,6 +65,7 @@ RESOURCES: dict[str, Resource] = {
     "secrets": Resource("/api/v1", "secrets", True),
     "endpoints": Resource("/api/v1", "endpoints", True),
     "services": Resource("/api/v1", "services", True),
+    "configmaps": Resource("/api/v1", "configmaps", True),
     "events": Resource("/api/v1", "events", True),
     "namespaces": Resource("/api/v1", "namespaces", False),
     "storageclasses": Resource("/apis/storage.k8s.io/v1", "storageclasses", False),

@@ -91,6 +91,11 @@ class Metrics:
             "Heketi volumes deleted by the orphan sweep (no claim and no PV named them).",
             registry=r,
         )
+        self.orphan_sweeps_total = Counter(
+            "heketi_provisioner_orphan_sweeps_total",
+            "Orphan sweeps run (each lists the intent records once), failed ones included.",
+            registry=r,
+        )
         self.heketi_requests_total = Counter(
             "heketi_provisioner_heketi_requests_total",
             "HTTP requests to Heketi (retries and queue polls included), by route and status.",

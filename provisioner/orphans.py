@@ -6,34 +6,40 @@ claim is gone, so no worker looks for the volume, and no PV names it, so no dele
 ever reaches it.
 
 Where the sweep starts: the intent records (``provisioner.intent``) that provision
-writes on the claim's Service *before* the Heketi create. Heketi's own volume list
-is never used to guess: a ``pvc-<uid>`` volume with no record in our API server is
-another cluster's (one Heketi may serve several), an operator's, or older than the
-records, and is never touched (``audit`` still lists it).
+writes in the controller's namespace *before* the Heketi create. Heketi's own volume
+list is never used to guess: a ``pvc-<uid>`` volume with no record is another
+cluster's (one Heketi may serve several), an operator's, or older than the records,
+and is never touched (``audit`` still lists it). Nothing in a claim's namespace is
+read: tenants write it.
 
-A record is reclaimed when every one of these holds, checked in this order:
+A record whose PV exists has done its job (the PV holds the GID and names the
+volume) and is removed. Another record is reclaimed when every one of these holds,
+checked in this order:
 
 * its claim uid is no live claim in the cache, and no PV ``pvc-<uid>`` is cached;
 * it stayed so across two sweeps at least ``grace_seconds`` apart (see below);
-* its StorageClass still exists with ``reclaimPolicy: Delete``. Under Retain, a
-  Released PV deleted by its operator leaves exactly this picture, and its data is
-  meant to stay; with the class gone the policy is unknown. Both are kept, with one
-  warning per process;
+* its StorageClass still exists, names our provisioner, and has ``reclaimPolicy:
+  Delete``. Under Retain, a Released PV deleted by its operator leaves exactly this
+  picture, and its data is meant to stay; with the class gone the policy is
+  unknown. Both are kept, with one warning per process;
+* the record agrees with the class: the class's Heketi URL is the recorded one and
+  the volume name is what the class derives for that claim. The server, user and
+  Secret used are the class's own, never the record's, and no key remembered from
+  elsewhere is tried: a record can at most name a volume we would have made;
 * no ``provision`` for the claim runs in this process (the two exclude each other
   per claim uid while the sweep works on it);
 * the API server (not the cache) has no claim of that name with that uid, and a
   direct GET of the PV answers 404: a lagging cache cannot make the sweep take a live volume.
 
-Then: the volume is looked up by its recorded name on the recorded server (what
-this process knows of the claim's attempt first; otherwise the name index, brought
-up to date with one list plus a GET per id not seen before), deleted (404 = done),
-its GID released once Heketi confirmed, then the Endpoints and the Service go. A
-record with no volume (the create failed, or never ran) just loses its Service and
-GID.
+Then: the volume is looked up by its name (what this process knows of the claim's
+attempt first; otherwise the name index, brought up to date with one list plus a
+GET per id not seen before), deleted (Heketi's own 404 = done), its GID released
+once Heketi confirmed, then the Endpoints, the Service and the record go. A record
+with no volume (the create failed, or never ran) just goes, with its GID.
 
 Why a grace at all: a PV is written only by a ``provision`` that started while the
 claim existed. In this process that is excluded above; with leader election no
-other process runs a provision (a leader that loses its Lease stops at once), so
+other process runs a provision (a leader that loses its Lease exits at once), so
 the only PV write that can still land is one a process sent just before it died.
 The grace (default 10 s) covers that, and a create a dead process left running in
 Heketi: the sweep that acts re-reads Heketi's list, so a volume that appeared
@@ -41,8 +47,8 @@ meanwhile is found and deleted. A create still running longer than the successor
 start plus the grace would appear after its record is gone; leader election's lease
 expiry (15 s) adds to that margin.
 
-Cost: with no candidate records, nothing beyond the caches (zero Heketi requests,
-zero API requests when the controller hands its Service cache in).
+Cost: one list of the records per sweep; with no candidate records, nothing else
+(zero Heketi requests).
 """
 
 from __future__ import annotations
@@ -56,13 +62,13 @@ from typing import TYPE_CHECKING, Any
 
 from heketi_client import VolumeInfo
 from heketi_client.errors import HeketiError
-from provisioner.classes import ParameterError, parse_class_parameters
+from provisioner.classes import GlusterClassParameters, ParameterError, parse_class_parameters
 from provisioner.gid import gid_from_pv
-from provisioner.heketi_credentials import key_for_delete
-from provisioner.heketi_pool import HeketiTarget
-from provisioner.intent import Intent, read_intent
+from provisioner.heketi_credentials import target_for_class
+from provisioner.heketi_pool import HeketiTarget, normalise_url
+from provisioner.intent import Intent
 from provisioner.kubeapi import KubeAPIError, KubeNotFound
-from provisioner.objects import pv_name
+from provisioner.objects import endpoints_name, heketi_volume_name, pv_name
 from provisioner.protocol import ProvisionError
 from provisioner.storage_endpoints import delete_companions
 
@@ -77,7 +83,6 @@ DEFAULT_ORPHAN_GRACE = 10.0
 """Seconds a record must have stayed orphaned (over two sweeps) before it is acted on."""
 
 Obj = dict[str, Any]
-_Key = tuple[str, str, str]  # namespace, Service name, claim uid
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,12 @@ class _Sighting:
     seen_at: float
 
 
-def _key(intent: Intent) -> _Key:
-    return (intent.namespace, intent.service, intent.claim_uid)
+@dataclass(frozen=True)
+class _Plan:
+    """What the StorageClass says about a record: where to go and with what."""
+
+    params: GlusterClassParameters
+    target: HeketiTarget
 
 
 class OrphanSweeper:
@@ -118,33 +127,25 @@ class OrphanSweeper:
         self.grace_seconds = grace_seconds
         self.clock = clock
         self._sweeps = 0
-        self._sightings: dict[_Key, _Sighting] = {}
-        self._kept_noted: set[_Key] = set()
+        self._sightings: dict[str, _Sighting] = {}  # claim uid -> first sighting
+        self._kept_noted: set[str] = set()
 
     # -- the sweep -----------------------------------------------------------------
 
     def sweep(
-        self,
-        pvs: Iterable[Obj],
-        claims: Iterable[Obj],
-        storage_classes: Iterable[Obj] = (),
-        *,
-        services: Iterable[Obj] | None = None,
+        self, pvs: Iterable[Obj], claims: Iterable[Obj], storage_classes: Iterable[Obj] = ()
     ) -> list[Reclaimed]:
         """One pass over the records; returns what was cleaned up.
 
-        ``services``: our Services (the controller's cache); None reads them from
-        the API server. ``storage_classes`` is unused (the class of a record is
-        looked up by name) and kept for the ``Reconciler`` signature.
+        ``storage_classes`` is unused (the class of a record is looked up by name)
+        and kept for the ``Reconciler`` signature.
         """
         self._sweeps += 1
-        if services is None:
-            try:
-                services = self.owner.our_services()
-            except KubeAPIError as err:
-                log.warning("orphan sweep cannot list Services: %s; next sweep", err)
-                return []
-        intents = [i for i in (read_intent(s) for s in services) if i is not None]
+        try:
+            intents = self.owner.records.list()
+        except KubeAPIError as err:
+            log.warning("orphan sweep cannot list the intent records: %s; next sweep", err)
+            return []
         pv_list = list(pvs)
         pv_names = {str(pv["metadata"].get("name")) for pv in pv_list}
         live = {str(c["metadata"].get("uid")) for c in claims}
@@ -154,28 +155,29 @@ class OrphanSweeper:
             if gid is not None:
                 held[((pv.get("spec") or {}).get("storageClassName") or "", gid)] += 1
 
+        candidates: dict[str, Intent] = {}
+        for intent in intents:
+            if pv_name(intent.claim_uid) in pv_names:
+                self._retire(intent)  # the PV holds the gid and names the volume now
+            elif intent.claim_uid not in live:
+                candidates[intent.claim_uid] = intent
         now = self.clock()
-        candidates = {
-            _key(i): i
-            for i in intents
-            if i.claim_uid not in live and pv_name(i.claim_uid) not in pv_names
-        }
         self._sightings = {
-            key: self._sightings.get(key) or _Sighting(self._sweeps, now) for key in candidates
+            uid: self._sightings.get(uid) or _Sighting(self._sweeps, now) for uid in candidates
         }
         self._kept_noted &= set(candidates)
         reclaimed: list[Reclaimed] = []
-        for key, intent in candidates.items():
-            seen = self._sightings[key]
+        for uid, intent in candidates.items():
+            seen = self._sightings[uid]
             if seen.sweep == self._sweeps or now - seen.seen_at < self.grace_seconds:
                 continue
             try:
                 done = self._reclaim(intent, held)
             except Exception:  # one record's trouble must not stop the others
-                log.exception("orphan sweep of Service %s/%s failed", key[0], key[1])
+                log.exception("orphan sweep of the record of claim %s failed", uid)
                 continue
             if done is not None:
-                del self._sightings[key]
+                del self._sightings[uid]
                 reclaimed.append(done)
         return reclaimed
 
@@ -188,12 +190,17 @@ class OrphanSweeper:
         first = min(s.seen_at for s in self._sightings.values())
         return max(0.0, first + self.grace_seconds - self.clock())
 
+    def _retire(self, intent: Intent) -> None:
+        try:
+            self.owner.records.delete(intent)
+        except KubeAPIError as err:
+            log.warning("cannot remove the finished record of claim %s: %s", intent.claim_uid, err)
+
     # -- one record ----------------------------------------------------------------
 
     def _reclaim(self, intent: Intent, held: Counter[tuple[str, int]]) -> Reclaimed | None:
-        storage_class = self.owner.class_lookup(intent.class_name) if intent.class_name else None
-        if (storage_class or {}).get("reclaimPolicy", "Delete") != "Delete" or not storage_class:
-            self._keep(intent, storage_class)
+        plan = self._plan(intent)
+        if plan is None:
             return None
         uid = intent.claim_uid
         if not self.owner.begin_reclaim(uid):
@@ -201,23 +208,55 @@ class OrphanSweeper:
         try:
             if not self._confirmed_gone(intent):
                 return None
-            return self._reclaim_confirmed(intent, storage_class, held)
+            return self._reclaim_confirmed(intent, plan, held)
         finally:
             self.owner.end_reclaim(uid)
 
+    def _plan(self, intent: Intent) -> _Plan | None:
+        """The class's own server and credentials for a record, or None (kept) when
+        the class is gone, not ours, retains volumes, or disagrees with the record."""
+        storage_class = self.owner.class_lookup(intent.class_name)
+        if storage_class is None:
+            self._keep(intent, f"its StorageClass {intent.class_name} is gone, so whether "
+                       "to keep its data is unknown")  # fmt: skip
+            return None
+        if storage_class.get("provisioner") != self.owner.provisioner_name:
+            self._keep(intent, f"its StorageClass {intent.class_name} now names another "
+                       "provisioner")  # fmt: skip
+            return None
+        if storage_class.get("reclaimPolicy", "Delete") != "Delete":
+            self._keep(intent, f"its StorageClass {intent.class_name} retains volumes")
+            return None
+        try:
+            params = parse_class_parameters(storage_class.get("parameters") or {})
+        except ParameterError as err:
+            self._keep(intent, f"its StorageClass {intent.class_name} cannot be read: {err}")
+            return None
+        if normalise_url(params.rest_url) != normalise_url(intent.rest_url):
+            self._keep(intent, f"its StorageClass {intent.class_name} now names Heketi at "
+                       f"{params.rest_url}, not {intent.rest_url}")  # fmt: skip
+            return None
+        claim = {"metadata": {"uid": intent.claim_uid, "namespace": intent.claim_namespace,
+                              "name": intent.claim_name}}  # fmt: skip
+        expected = heketi_volume_name(params, claim)
+        if expected != intent.volume_name:
+            self._keep(intent, f"it names volume {intent.volume_name}, but StorageClass "
+                       f"{intent.class_name} would name it {expected}")  # fmt: skip
+            return None
+        try:
+            target = target_for_class(self.owner.kube, params, class_name=intent.class_name)
+        except ProvisionError as err:  # messages never carry the key
+            log.warning("orphan sweep cannot reach Heketi for %s: %s", intent.volume_name, err)
+            return None
+        return _Plan(params, target)
+
     def _reclaim_confirmed(
-        self, intent: Intent, storage_class: Obj, held: Counter[tuple[str, int]]
+        self, intent: Intent, plan: _Plan, held: Counter[tuple[str, int]]
     ) -> Reclaimed | None:
         uid = intent.claim_uid
+        target = plan.target
         known, volume = self.owner.known_outcome(uid)
-        if known and volume is None:
-            target = None  # this process saw every attempt: none made a volume
-        else:
-            try:
-                target = self._target(intent, storage_class)
-            except ProvisionError as err:  # messages never carry the key
-                log.warning("orphan sweep cannot reach Heketi for %s: %s", intent.volume_name, err)
-                return None
+        if not (known and volume is None):  # else: this process saw every attempt, none made one
             try:
                 if volume is None:
                     self.owner.look(target)
@@ -231,47 +270,47 @@ class OrphanSweeper:
                 log.warning("orphan sweep cannot look %s up: %s", intent.volume_name, err)
                 return None
         self._release(intent, volume, held)
+        companions = endpoints_name(plan.params.endpoints_prefix, uid)
         try:
             delete_companions(
-                self.owner.kube, namespace=intent.namespace, name=intent.service, claim_uid=uid
+                self.owner.kube, namespace=intent.claim_namespace, name=companions, claim_uid=uid
             )
+            self.owner.records.delete(intent)
         except KubeAPIError as err:
             log.warning(
-                "orphan sweep: volume of claim %s gone, Service %s/%s not yet: %s",
+                "orphan sweep: volume of claim %s gone, its Service %s/%s or record not yet: %s",
                 uid,
-                intent.namespace,
-                intent.service,
+                intent.claim_namespace,
+                companions,
                 err,
             )
         if volume is None:
             log.info(
-                "removed the record of claim %s (Service %s/%s): the claim is gone and no "
-                "Heketi volume was made for it",
+                "removed the record of claim %s/%s (%s): the claim is gone and no Heketi "
+                "volume was made for it",
+                intent.claim_namespace,
+                intent.claim_name,
                 uid,
-                intent.namespace,
-                intent.service,
             )
-            return Reclaimed(intent.rest_url, "", intent.volume_name)
+            return Reclaimed(target.url, "", intent.volume_name)
         log.info(
             "reclaimed orphaned Heketi volume %s (%s) at %s: claim %s is gone and no PV "
             "was written for it",
             volume.name,
             volume.id,
-            intent.rest_url,
+            target.url,
             uid,
         )
-        return Reclaimed(intent.rest_url, volume.id, volume.name)
+        return Reclaimed(target.url, volume.id, volume.name)
 
     def _confirmed_gone(self, intent: Intent) -> bool:
         """Claim and PV, read from the API server rather than the caches."""
         kube = self.owner.kube
-        if not intent.claim_name:
-            return False
         try:
             # A list by name rather than a GET: RBAC grants list and watch on claims.
             found = kube.list(
                 "persistentvolumeclaims",
-                intent.namespace,
+                intent.claim_namespace,
                 field_selector=f"metadata.name={intent.claim_name}",
             )
             uids = {str((c.get("metadata") or {}).get("uid")) for c in found.get("items") or ()}
@@ -288,26 +327,6 @@ class OrphanSweeper:
         except KubeAPIError as err:
             log.warning("orphan sweep cannot check PV %s: %s", pv_name(intent.claim_uid), err)
             return False
-
-    def _target(self, intent: Intent, storage_class: Obj) -> HeketiTarget:
-        fallback = ""
-        try:
-            params = parse_class_parameters(storage_class.get("parameters") or {})
-            if params.rest_url == intent.rest_url:
-                fallback = params.rest_user_key  # the deprecated key in the class
-        except ParameterError:
-            pass
-        key = key_for_delete(
-            self.owner.kube,
-            self.owner.pool,
-            url=intent.rest_url,
-            user=intent.rest_user,
-            secret_namespace=intent.secret_namespace,
-            secret_name=intent.secret_name,
-            fallback_key=fallback,
-            named_by=f"Service {intent.namespace}/{intent.service}",
-        )
-        return HeketiTarget(intent.rest_url, intent.rest_user, key)
 
     def _release(
         self, intent: Intent, volume: VolumeInfo | None, held: Counter[tuple[str, int]]
@@ -333,25 +352,18 @@ class OrphanSweeper:
             owner.gids.release(class_name, gid)
             held[(class_name, gid)] -= own
 
-    def _keep(self, intent: Intent, storage_class: Obj | None) -> None:
-        key = _key(intent)
-        if key in self._kept_noted:
+    def _keep(self, intent: Intent, why: str) -> None:
+        if intent.claim_uid in self._kept_noted:
             return
-        self._kept_noted.add(key)
-        why = (
-            f"its StorageClass {intent.class_name} retains volumes"
-            if storage_class is not None
-            else f"its StorageClass {intent.class_name or '(none)'} is gone, so whether to "
-            "keep its data is unknown"
-        )
+        self._kept_noted.add(intent.claim_uid)
         log.warning(
-            "keeping Heketi volume %s at %s (if it exists) and Service %s/%s although "
-            "claim %s is gone and no PV names it: %s; delete them by hand if the data "
-            "is not wanted",
+            "keeping Heketi volume %s at %s (if it exists) and the record of claim %s/%s "
+            "(%s) although the claim is gone and no PV names it: %s; delete them by hand "
+            "if the data is not wanted",
             intent.volume_name,
             intent.rest_url,
-            intent.namespace,
-            intent.service,
+            intent.claim_namespace,
+            intent.claim_name,
             intent.claim_uid,
             why,
         )

@@ -34,17 +34,8 @@ class InvalidInput(ProvisionError):
 
 @runtime_checkable
 class Provisioner(Protocol):
-    def prepare(
-        self,
-        pvs: Iterable[dict[str, Any]],
-        claims: Iterable[dict[str, Any]],
-        *,
-        services: Iterable[dict[str, Any]] | None = None,
-    ) -> None:
-        """Called once after the caches synced, before any worker runs (GIDs, indexes).
-
-        ``services``: the cached Services with our label (their intent records hold
-        GIDs no PV shows yet); None lets the provisioner read them itself."""
+    def prepare(self, pvs: Iterable[dict[str, Any]], claims: Iterable[dict[str, Any]]) -> None:
+        """Called once after the caches synced, before any worker runs (GIDs, indexes)."""
 
     def provision(self, claim: dict[str, Any], storage_class: dict[str, Any]) -> dict[str, Any]:
         """Create the backend volume (or find the one an earlier attempt made); return the PV."""
@@ -65,12 +56,8 @@ class Reconciler(Protocol):
         pvs: Iterable[dict[str, Any]],
         claims: Iterable[dict[str, Any]],
         storage_classes: Iterable[dict[str, Any]],
-        *,
-        services: Iterable[dict[str, Any]] | None = None,
     ) -> int:
         """Clean up backend volumes that no claim or PV accounts for; return how many.
-
-        ``services``: as for ``prepare`` (the sweep starts from their intent records).
 
         Called from one background thread (once after ``prepare``, then every
         ``orphan_sweep_period`` seconds) with snapshots of the caches. It must not

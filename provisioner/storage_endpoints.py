@@ -18,7 +18,6 @@ from contextlib import suppress
 from typing import Any
 
 from provisioner.annotations import LABEL_PROVISIONED_FOR_PVC
-from provisioner.intent import Intent, read_intent
 from provisioner.kubeapi import KubeAlreadyExists, KubeAPI, KubeConflict, KubeNotFound
 from provisioner.objects import build_endpoints, build_service
 
@@ -27,7 +26,6 @@ __all__ = [
     "ensure_companions",
     "ensure_endpoints",
     "missing_companions",
-    "write_intent",
 ]
 
 KINDS = ("endpoints", "services")
@@ -55,33 +53,6 @@ def ensure_companions(
     # A selector-less Service has nothing that can be wrong for us: existing is fine.
     with suppress(KubeAlreadyExists):
         kube.create("services", service, namespace)
-
-
-def write_intent(kube: KubeAPI, intent: Intent) -> Intent | None:
-    """Create the claim's Service carrying ``intent``; what the Service records now.
-
-    Returns ``intent`` when this call created the Service; the record already there
-    when an earlier attempt (of any process) wrote one (its GID is the one to use);
-    None when the Service exists without a record (an earlier version or the in-tree
-    provisioner wrote it): whether a volume exists is unknown. Such a Service is left
-    as it is (RBAC grants no update of Services; its claim gets its PV as before).
-    """
-    service = build_service(
-        name=intent.service,
-        namespace=intent.namespace,
-        claim_name=intent.claim_name,
-        annotations=intent.annotations(),
-    )
-    try:
-        kube.create("services", service, intent.namespace)
-        return intent
-    except KubeAlreadyExists:
-        pass
-    existing = kube.get("services", intent.service, intent.namespace)
-    recorded = read_intent(existing)
-    if recorded is not None and recorded.claim_uid == intent.claim_uid:
-        return recorded
-    return None
 
 
 def ensure_endpoints(

@@ -20,8 +20,8 @@ EXPECTED = {
     ("ServiceAccount", NAMESPACE, "heketi-provisioner"),
     ("ClusterRole", None, "heketi-provisioner"),
     ("ClusterRoleBinding", None, "heketi-provisioner"),
-    ("Role", NAMESPACE, "heketi-provisioner-leader-election"),
-    ("RoleBinding", NAMESPACE, "heketi-provisioner-leader-election"),
+    ("Role", NAMESPACE, "heketi-provisioner-own-namespace"),
+    ("RoleBinding", NAMESPACE, "heketi-provisioner-own-namespace"),
     ("Deployment", NAMESPACE, "heketi-provisioner"),
     ("Service", NAMESPACE, "heketi-provisioner-metrics"),
 }

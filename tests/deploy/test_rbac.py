@@ -37,6 +37,7 @@ GRANTS: set[tuple[str, str, str, str]] = (
     | _grants(CLUSTER, CORE, ("endpoints",), "update")
     | _grants(CLUSTER, CORE, ("events",), "create patch")
     | _grants(OWN_NAMESPACE, "coordination.k8s.io", ("leases",), "get create update")
+    | _grants(OWN_NAMESPACE, CORE, ("configmaps",), "get list create delete")
 )
 
 
@@ -101,8 +102,12 @@ def test_secrets_are_read_by_name_only(verb: str) -> None:
     assert not any(g[2] == "secrets" and g[3] == verb for g in _granted())
 
 
-def test_leases_only_in_the_controller_namespace() -> None:
-    scopes = {g[0] for g in _granted() if g[2] == "leases"}
+@pytest.mark.parametrize("resource", ["leases", "configmaps"])
+def test_leases_and_intent_records_only_in_the_controller_namespace(resource: str) -> None:
+    """Intent records decide which Heketi volume the sweep may delete: they must live
+    where tenants cannot write, and the controller must not reach ConfigMaps
+    anywhere else."""
+    scopes = {g[0] for g in _granted() if g[2] == resource}
     assert scopes == {OWN_NAMESPACE}
 
 

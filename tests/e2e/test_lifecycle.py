@@ -49,10 +49,12 @@ def test_provision_bind_delete(cluster: Cluster) -> None:
     assert heketi["POST /volumes 202"] == 1
     assert heketi["GET /volumes/{id} 200"] == 1
     assert not any(k.startswith("GET /volumes 200") for k in heketi)
-    # Exactly these, in this order: the Service (the intent record) before anything
-    # else, the Endpoints once Heketi named the storage IPs, then the PV.
+    # Exactly these, in this order: the intent record (a ConfigMap in the controller's
+    # namespace) before anything else, the Endpoints and Service once Heketi named the
+    # storage IPs, then the PV.
     assert [(r.verb, r.resource) for r in writes if r.resource != "events"] == [
-        ("create", "services"), ("create", "endpoints"), ("create", "persistentvolumes"),
+        ("create", "configmaps"), ("create", "endpoints"), ("create", "services"),
+        ("create", "persistentvolumes"),
     ]  # fmt: skip
     assert len([r for r in writes if r.resource == "events"]) <= 2
 

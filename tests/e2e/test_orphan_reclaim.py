@@ -121,21 +121,21 @@ def test_another_clusters_volume_named_like_ours_is_never_deleted(cluster_factor
 def test_a_pending_claim_deleted_while_running_loses_its_record_soon(
     cluster_factory: Any,
 ) -> None:
-    """Heketi keeps failing the create; the claim goes. Its Service (the record) and
-    its GID are cleaned up after the grace, not a whole sweep period later."""
+    """Heketi keeps failing the create; the claim goes. Its intent record and its GID
+    are cleaned up after the grace, not a whole sweep period later."""
     cluster: Cluster = cluster_factory(with_controller=False)
     sc = cluster.storage_class()
     start_sweeping_controller(cluster, period=600.0, grace=0.3)
     cluster.sim.faults.fail_async_next("volume_create", count=1000, text="brick mount failed")
     claim = cluster.claim(sc)
-    service = f"glusterfs-dynamic-{claim['metadata']['uid']}"
+    record = f"heketi-intent-{claim['metadata']['uid']}"
     cluster.warning(claim)
-    assert cluster.get("services", service, "default") is not None
+    assert cluster.get("configmaps", record, "default") is not None
 
     cluster.delete_claim(claim)
 
     cluster.wait_for(
-        lambda: cluster.get("services", service, "default") is None, what="the record removed"
+        lambda: cluster.get("configmaps", record, "default") is None, what="the record removed"
     )
     cluster.sim.faults.clear()
     assert cluster.volume_names() == []

@@ -77,12 +77,21 @@ class World:
         self.sim = sim
         self.sandbox = sandbox
         self.kube = kube
+        # The controller's own namespace (intent records), one per test: the API
+        # sandbox is shared by the module.
+        self.control_ns = f"heketi-system-{next(_names)}"
+        kube.create("namespaces", {"metadata": {"name": self.control_ns}})
+
+    def records(self) -> list[dict[str, Any]]:
+        """The intent records (ConfigMaps) in this test's controller namespace."""
+        return self.sandbox.list_objects("configmaps", self.control_ns)
 
     def lookup_class(self, name: str) -> dict[str, Any] | None:
         return self.sandbox.get_object("storageclasses", None, name)
 
     def provisioner(self, **kwargs: Any) -> GlusterProvisioner:
         kwargs.setdefault("pool", fast_pool(kwargs.pop("heketi_concurrency", 8)))
+        kwargs.setdefault("intent_namespace", self.control_ns)
         return GlusterProvisioner(
             kube=self.kube,
             provisioner_name=PROVISIONER,

@@ -195,8 +195,9 @@ def test_prepare_counts_gids_of_existing_pvs_per_class(world: World) -> None:
 
 
 def test_a_gid_recorded_for_a_create_still_in_flight_is_not_handed_out(world: World) -> None:
-    """A dead process's create still runs in Heketi (its list hides it): the record on
-    the Service, handed to prepare, holds the GID; prepare asks Heketi nothing."""
+    """A dead process's create still runs in Heketi (its list hides it): the record in
+    the controller's namespace, read by prepare, holds the GID; prepare asks Heketi
+    nothing."""
     sc = world.storage_class()
     first = world.claim(sc)
     hold = world.sim.faults.hold_next("volume_create")
@@ -213,9 +214,8 @@ def test_a_gid_recorded_for_a_create_still_in_flight_is_not_handed_out(world: Wo
     try:
         assert hold.wait_reached(10.0)
         world.sim.reset_requests()
-        services = world.sandbox.list_objects("services", "default")
         second = world.provisioner()
-        second.prepare([], [], services=services)
+        second.prepare([], [])
         assert world.counts() == {}
         fresh = second.provision(world.claim(sc), sc)
     finally:

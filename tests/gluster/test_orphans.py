@@ -1,10 +1,10 @@
 """The orphan sweep against the Heketi simulator and the API sandbox.
 
-The sweep starts from the intent records provision writes on the claim's Service
-before the Heketi create. Time is a fake clock handed to the sweeper, so "after the
-grace" is a number, not a sleep. Claims, PVs and Services are handed to
-``reconcile`` as the controller's caches would (the API sandbox is shared by the
-module, so only this test's records are handed in).
+The sweep starts from the intent records provision writes in the controller's
+namespace before the Heketi create (one namespace per test: the API sandbox is
+shared by the module). Time is a fake clock handed to the sweeper, so "after the
+grace" is a number, not a sleep. Claims and PVs are handed to ``reconcile`` as the
+controller's caches would.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import pytest
 from heketi_client import HeketiClient, VolumeCreateRequest
 from provisioner.annotations import ANN_GID
 from provisioner.gluster import GlusterProvisioner
-from provisioner.intent import read_intent
 from provisioner.orphans import OrphanSweeper
 
 if TYPE_CHECKING:
@@ -61,21 +60,12 @@ def names(world: World) -> set[str]:
     return {v["name"] for v in world.sim.volumes()}
 
 
-def records(world: World) -> list[dict[str, Any]]:
-    """This test's Services with an intent record (the simulator is per test)."""
-    return [
-        s
-        for s in world.sandbox.list_objects("services", NAMESPACE)
-        if (intent := read_intent(s)) is not None and intent.rest_url == world.sim.url
-    ]
-
-
 def claims(world: World) -> list[dict[str, Any]]:
     return world.sandbox.list_objects("persistentvolumeclaims", NAMESPACE)
 
 
 def sweep(gluster: GlusterProvisioner, world: World, pvs: Sequence[dict[str, Any]] = ()) -> int:
-    return gluster.reconcile(list(pvs), claims(world), [], services=records(world))
+    return gluster.reconcile(list(pvs), claims(world), [])
 
 
 def delete_claim(world: World, claim: dict[str, Any]) -> None:
@@ -192,7 +182,7 @@ def test_no_candidate_costs_no_heketi_request(world: World, clock: Clock) -> Non
     assert len(names(world)) == 4
 
 
-def test_a_record_whose_create_failed_just_loses_its_service_and_gid(
+def test_a_record_whose_create_failed_just_loses_its_record_and_gid(
     world: World, clock: Clock
 ) -> None:
     gluster = sweeper_of(world, clock, grace=0.0)
@@ -201,7 +191,8 @@ def test_a_record_whose_create_failed_just_loses_its_service_and_gid(
     world.sim.faults.fail_async_next("volume_create", text="brick mount failed")
     with pytest.raises(Exception, match="brick mount failed"):
         gluster.provision(claim, sc)
-    assert companions_of(world, claim) == ["services"]  # the record, written first
+    assert len(world.records()) == 1  # the record, written first
+    assert companions_of(world, claim) == []  # written only once a volume exists
     assert gluster.gids.is_used(sc["metadata"]["name"], 2000)
     delete_claim(world, claim)
     world.sim.reset_requests()
@@ -209,7 +200,7 @@ def test_a_record_whose_create_failed_just_loses_its_service_and_gid(
     sweep(gluster, world)
     assert sweep(gluster, world) == 0  # no volume was reclaimed
 
-    assert companions_of(world, claim) == []
+    assert world.records() == []
     assert not gluster.gids.is_used(sc["metadata"]["name"], 2000)
     assert world.counts() == {}  # this process saw the clean failure: nothing to ask
 
@@ -258,7 +249,7 @@ def test_caches_that_lag_are_checked_against_the_api_server(world: World, clock:
     delete_claim(world, written)
 
     for _ in range(3):
-        assert gluster.reconcile([], [], [], services=records(world)) == 0
+        assert gluster.reconcile([], [], []) == 0
     assert len(names(world)) == 2
     unfinalized = {"metadata": {"finalizers": None}}
     world.kube.patch("persistentvolumes", pv["metadata"]["name"], unfinalized)
@@ -357,3 +348,70 @@ def test_the_key_never_reaches_the_log(
 def test_a_negative_grace_is_refused(world: World) -> None:
     with pytest.raises(ValueError, match="grace"):
         OrphanSweeper(world.provisioner(), grace_seconds=-1)
+
+
+def test_a_record_whose_pv_exists_is_retired_without_asking_heketi(
+    world: World, clock: Clock
+) -> None:
+    """Once the PV holds the GID and names the volume the record has done its job; the
+    sweep removes it so the controller's namespace only holds claims in flight."""
+    gluster = sweeper_of(world, clock, grace=0.0)
+    sc = world.storage_class()
+    pv = gluster.provision(world.claim(sc), sc)
+    assert len(world.records()) == 1
+    world.sim.reset_requests()
+
+    assert sweep(gluster, world, [pv]) == 0
+    assert world.records() == []
+    assert world.counts() == {}
+    assert len(names(world)) == 1
+
+
+def _forge_record(world: World, claim: dict[str, Any], **changes: str) -> None:
+    """Rewrite the claim's record as someone with write access to our namespace could."""
+    name = f"heketi-intent-{claim['metadata']['uid']}"
+    record = world.sandbox.get_object("configmaps", world.control_ns, name)
+    assert record is not None
+    record["data"].update(changes)
+    world.kube.replace("configmaps", record, world.control_ns)
+
+
+@pytest.mark.parametrize("field", ["volumeName", "resturl", "storageClass"])
+def test_a_record_that_disagrees_with_its_class_is_kept(
+    world: World, heketi: HeketiClient, clock: Clock, field: str, caplog: Any
+) -> None:
+    """The class, not the record, says where the volume is and what it is called: a
+    record naming another volume, another server or a class that is not ours (edited
+    by hand, or by a compromised admin tool) makes the sweep keep everything."""
+    gluster = sweeper_of(world, clock, grace=0.0)
+    sc = world.storage_class()
+    other = world.kube.create(
+        "storageclasses",
+        {
+            "metadata": {"name": f"not-ours-{uuid.uuid4().hex[:8]}"},
+            "provisioner": "example.com/other",
+            "parameters": dict(sc["parameters"]),
+        },
+    )
+    victim = heketi.create_volume(VolumeCreateRequest(size=1, name="operators-own")).name
+    claim = world.claim(sc)
+    world.sim.faults.fail_async_next("volume_create", text="brick mount failed")
+    with pytest.raises(Exception, match="brick mount failed"):
+        gluster.provision(claim, sc)
+    forged = {
+        "volumeName": victim,
+        "resturl": "http://127.0.0.1:9",
+        "storageClass": other["metadata"]["name"],
+    }[field]
+    _forge_record(world, claim, **{field: forged})
+    delete_claim(world, claim)
+    world.sim.reset_requests()
+
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            assert sweep(gluster, world) == 0
+            clock.now += GRACE
+    assert victim in names(world)
+    assert world.counts() == {}
+    assert len(world.records()) == 1
+    assert "keeping Heketi volume" in caplog.text

@@ -183,9 +183,10 @@ def test_no_gid_left_in_the_range_is_reported_without_heketi(world: World) -> No
     assert world.heketi_requests() == before
 
 
-def test_the_intent_record_is_on_the_service_before_heketi_is_asked(world: World) -> None:
-    """Held at the Heketi create: the Service already says which volume, on which
-    server, with which GID and how to authenticate (never with the key)."""
+def test_the_intent_record_is_in_our_namespace_before_heketi_is_asked(world: World) -> None:
+    """Held at the Heketi create: a ConfigMap in the controller's namespace already
+    says which claim, volume, server and GID (never the key); nothing is in the
+    claim's namespace yet, which its tenant could have forged or could edit."""
     gluster = world.provisioner()
     secret = world.secret()
     sc = world.storage_class(secret=secret)
@@ -197,20 +198,21 @@ def test_the_intent_record_is_on_the_service_before_heketi_is_asked(world: World
     worker.start()
     try:
         assert hold.wait_reached(10.0)
-        service = world.sandbox.get_object("services", NAMESPACE, name)
-        assert service is not None
+        records = world.records()
+        assert world.sandbox.get_object("services", NAMESPACE, name) is None
         assert world.sandbox.get_object("endpoints", NAMESPACE, name) is None
     finally:
         hold.release()
         worker.join(30.0)
-    intent = read_intent(service)
+    assert [r["metadata"]["name"] for r in records] == [f"heketi-intent-{uid}"]
+    intent = read_intent(records[0])
     assert intent is not None
-    assert (intent.claim_uid, intent.claim_name, intent.class_name) == (
-        uid, claim["metadata"]["name"], sc["metadata"]["name"],
+    assert (intent.claim_uid, intent.claim_namespace, intent.claim_name, intent.class_name) == (
+        uid, NAMESPACE, claim["metadata"]["name"], sc["metadata"]["name"],
     )  # fmt: skip
-    assert (intent.rest_url, intent.rest_user, intent.volume_name, intent.gid) == (
-        world.sim.url, "admin", f"pvc-{uid}", 2000,
+    assert (intent.rest_url, intent.volume_name, intent.gid, intent.provisioner) == (
+        world.sim.url, f"pvc-{uid}", 2000, "gluster.org/heketi-test",
     )  # fmt: skip
-    assert (intent.secret_namespace, intent.secret_name) == (NAMESPACE, secret)
-    assert ADMIN_KEY not in json.dumps(service)
+    assert ADMIN_KEY not in json.dumps(records[0])
     assert world.sandbox.get_object("endpoints", NAMESPACE, name) is not None
+    assert world.sandbox.get_object("services", NAMESPACE, name) is not None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn, cast
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -124,7 +125,9 @@ def test_leader_gauge_follows_the_elector_callbacks(
     monkeypatch.setenv("POD_NAMESPACE", "default")
     controller = world.build()
     stop, lost = threading.Event(), threading.Event()
-    elector = _elector(controller, world.settings, stop, lost)
+    exits: list[int] = []  # a lost lease must fail this test, not end pytest (os._exit)
+    exit_hard = cast("Callable[[int], NoReturn]", exits.append)
+    elector = _elector(controller, world.settings, stop, lost, exit_hard=exit_hard)
     assert value(world.metrics(), "heketi_provisioner_leader") == 0
 
     elector.start()
@@ -135,3 +138,4 @@ def test_leader_gauge_follows_the_elector_callbacks(
 
     assert value(world.metrics(), "heketi_provisioner_leader") == 0
     assert stop.is_set()
+    assert exits == [] and not lost.is_set()  # released, not lost

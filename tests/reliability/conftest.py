@@ -31,6 +31,7 @@ import pytest
 from provisioner.annotations import ANN_GID, ANN_PROVISIONED_BY, LABEL_PROVISIONED_FOR_PVC
 from provisioner.audit import run_audit
 from provisioner.audit_report import AuditReport
+from provisioner.intent import LABEL_INTENT
 from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
@@ -340,8 +341,8 @@ class World:
             extra = sorted((volumes - uids).elements())
             missing = sorted(set(uids) - set(volumes))
             wrong.append(f"Heketi volumes of claims: extra {extra} missing {missing}")
-        # A claim still pending (bad input, Heketi failing) may keep its Service (the
-        # intent record, written before the Heketi create): it goes with the claim.
+        # A claim still pending (Heketi failing) has its intent record and maybe its
+        # Endpoints/Service (written once a volume exists): they go with the claim.
         pending = {c["metadata"]["uid"] for c in claims.values()} - set(self.expected.values())
         for resource in ("endpoints", "services"):
             owners = {
@@ -351,6 +352,15 @@ class World:
             }
             if owners - tolerated - pending != set(self.expected.values()):
                 wrong.append(f"{resource} do not match the live claims")
+        # Intent records (in the controller's namespace, here the same one) of claims
+        # that are gone must go too; a bound claim's record goes at a later sweep.
+        records = {
+            obj["metadata"]["name"][-36:]  # heketi-intent-<claim uid>
+            for obj in self.sandbox.list_objects("configmaps", NAMESPACE)
+            if LABEL_INTENT in (obj["metadata"].get("labels") or {})
+        }
+        if records - tolerated - pending - set(self.expected.values()):
+            wrong.append("intent records left for claims that are gone")
         return wrong
 
     def converge(self, timeout: float = 90.0) -> AuditReport:

@@ -30,15 +30,18 @@ class Step:
 
 
 PROVISION_STEPS = [
-    # The intent record (the Service) is written first: lost, or saved unanswered.
+    # The intent record (a ConfigMap in our namespace) is written first: lost, or
+    # saved unanswered.
     Step(
         "intent-lost",
-        lambda w: w.sandbox.faults.hold_next_write("services", verbs={"create"}),
+        lambda w: w.sandbox.faults.hold_next_write("configmaps", verbs={"create"}),
         False,
     ),
     Step(
         "intent-saved",
-        lambda w: w.sandbox.faults.hold_next_write("services", verbs={"create"}, after_effect=True),
+        lambda w: w.sandbox.faults.hold_next_write(
+            "configmaps", verbs={"create"}, after_effect=True
+        ),
         True,
     ),
     # Heketi never saw the create / saw it after the client died.

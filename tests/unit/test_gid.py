@@ -165,3 +165,26 @@ def test_gid_from_pv(annotations: Any, gid: int | None) -> None:
 
 def test_gid_from_pv_without_metadata() -> None:
     assert gid_from_pv({}) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["٢٠٠٠", "2_000", "+2000", "-2000", " ", "", "2000.0", "0x7d0", "\uff12\uff10\uff10\uff10",
+     "99999999999"],
+)  # fmt: skip
+def test_only_plain_ascii_digits_are_a_gid(text: str) -> None:
+    """``int()`` takes most of these; a GID spelled so was written by neither us nor
+    the in-tree provisioner, and must not name (and so share) another volume's GID."""
+    from provisioner.gid import parse_gid
+
+    assert parse_gid(text) is None
+    pv = {"metadata": {"annotations": {"pv.beta.kubernetes.io/gid": text}}}
+    assert gid_from_pv(pv) is None
+
+
+def test_plain_digits_are_a_gid() -> None:
+    from provisioner.gid import parse_gid
+
+    assert parse_gid("2000") == 2000
+    assert parse_gid(" 2147483646 ") == 2147483646
+    assert parse_gid("2147483647") is None  # Heketi refuses it
