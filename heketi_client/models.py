@@ -6,7 +6,11 @@ durability fields are left out; ``replicate``/``disperse`` objects are always th
 ``X.from_json(d).to_json() == d`` for any ``d`` Heketi produced. Collections are
 tuples, and maps are sorted tuples of pairs, so that every model is hashable.
 Sizes: volumes in GiB, bricks in KiB, as Heketi counts them. The topology models
-(clusters, nodes, devices, bricks) live in ``topology`` and are re-exported here.
+(clusters, nodes, devices, bricks) live in ``_topology`` and are re-exported here.
+
+``from_json`` checks every field's type (and that ids are ids) and raises
+``MalformedResponse`` naming the field, rather than trusting Heketi's answer to have
+the shape its TypedDict promises; see ``_fields``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from heketi_client.jsontypes import BlockInfoJSON, DurabilityJSON, VolumeCreateJSON, VolumeJSON
-from heketi_client.topology import BrickInfo, ClusterInfo, DeviceInfo, NodeInfo, Pairs, pairs
+from heketi_client._fields import Fields, is_id
+from heketi_client._jsontypes import BlockInfoJSON, DurabilityJSON, VolumeCreateJSON, VolumeJSON
+from heketi_client._topology import BrickInfo, ClusterInfo, DeviceInfo, NodeInfo, Pairs, pairs
 
 __all__ = [
     "BlockHostingInfo",
@@ -78,13 +83,17 @@ class Durability:
 
     @classmethod
     def from_json(cls, data: DurabilityJSON) -> Durability:
-        replicate = data.get("replicate") or {}
-        disperse = data.get("disperse") or {}
+        return cls._read(Fields(data))
+
+    @classmethod
+    def _read(cls, f: Fields) -> Durability:
+        replicate = f.obj("replicate", required=False)
+        disperse = f.obj("disperse", required=False)
         return cls(
-            kind=data.get("type", ""),
-            replica=replicate.get("replica", 0),
-            data=disperse.get("data", 0),
-            redundancy=disperse.get("redundancy", 0),
+            kind=f.text("type", ""),
+            replica=replicate.integer("replica", 0, minimum=0),
+            data=disperse.integer("data", 0, minimum=0),
+            redundancy=disperse.integer("redundancy", 0, minimum=0),
         )
 
     def to_json(self) -> DurabilityJSON:
@@ -128,18 +137,26 @@ class VolumeCreateRequest:
             raise ValueError(f"gid must be within 0..{MAX_GID}, got {self.gid}")
         if self.snapshot_factor is not None and not 1 <= self.snapshot_factor <= 100:
             raise ValueError(f"snapshot factor must be within 1..100, got {self.snapshot_factor}")
+        for cluster in self.clusters:
+            if not is_id(cluster):
+                # Heketi does not check them, but an unknown one fails the whole create.
+                raise ValueError(
+                    f"cluster id {cluster!r} must be 32 lowercase hexadecimal characters"
+                )
 
     @classmethod
     def from_json(cls, data: VolumeCreateJSON) -> VolumeCreateRequest:
-        snapshot = data.get("snapshot")
+        f = Fields(data)
+        snapshot = f.obj("snapshot", required=False)
+        enabled = snapshot.flag("enable", False)
         return cls(
-            size=data["size"],
-            name=data.get("name") or None,
-            clusters=tuple(data.get("clusters", ())),
-            durability=Durability.from_json(data.get("durability", {})),
-            gid=data.get("gid"),
-            gluster_volume_options=tuple(data.get("glustervolumeoptions", ())),
-            snapshot_factor=float(snapshot["factor"]) if snapshot and snapshot["enable"] else None,
+            size=f.integer("size"),
+            name=f.text("name", "") or None,
+            clusters=f.idents("clusters"),
+            durability=Durability._read(f.obj("durability", required=False)),
+            gid=f.integer("gid") if f.has("gid") else None,
+            gluster_volume_options=f.texts("glustervolumeoptions"),
+            snapshot_factor=snapshot.number("factor") if enabled else None,
         )
 
     def to_json(self) -> VolumeCreateJSON:
@@ -169,11 +186,15 @@ class BlockHostingInfo:
 
     @classmethod
     def from_json(cls, data: BlockInfoJSON) -> BlockHostingInfo:
+        return cls._read(Fields(data))
+
+    @classmethod
+    def _read(cls, f: Fields) -> BlockHostingInfo:
         return cls(
-            free_size=data.get("freesize", 0),
-            reserved_size=data.get("reservedsize", 0),
-            block_volumes=tuple(data.get("blockvolume", ())),
-            restriction=data.get("restriction", ""),
+            free_size=f.integer("freesize", 0, minimum=0),
+            reserved_size=f.integer("reservedsize", 0, minimum=0),
+            block_volumes=f.idents("blockvolume"),
+            restriction=f.text("restriction", ""),
         )
 
     def to_json(self) -> BlockInfoJSON:
@@ -219,26 +240,27 @@ class VolumeInfo:
 
     @classmethod
     def from_json(cls, data: VolumeJSON) -> VolumeInfo:
-        gluster = data["mount"]["glusterfs"]
-        options = dict(gluster.get("options") or {})
+        f = Fields(data)
+        gluster = f.obj("mount").obj("glusterfs")
+        options = gluster.text_map("options")
         backup = options.pop(_BACKUP, "")
-        snapshot = data.get("snapshot") or {"enable": False, "factor": 1}
+        snapshot = f.obj("snapshot", required=False)
         return cls(
-            id=data["id"],
-            name=data["name"],
-            size=data["size"],
-            cluster=data["cluster"],
-            durability=Durability.from_json(data.get("durability", {})),
-            gid=data.get("gid", 0),
-            snapshot_enable=bool(snapshot.get("enable", False)),
-            snapshot_factor=float(snapshot.get("factor", 1)),
-            mount_hosts=tuple(gluster.get("hosts") or ()),
-            mount_device=gluster.get("device", ""),
+            id=f.ident("id"),
+            name=f.text("name"),
+            size=f.integer("size", minimum=0),
+            cluster=f.ident("cluster"),
+            durability=Durability._read(f.obj("durability", required=False)),
+            gid=f.integer("gid", 0, minimum=0),
+            snapshot_enable=snapshot.flag("enable", False),
+            snapshot_factor=snapshot.number("factor", 1),
+            mount_hosts=gluster.texts("hosts"),
+            mount_device=gluster.text("device", ""),
             backup_volfile_servers=tuple(h for h in backup.split(",") if h),
-            gluster_volume_options=tuple(data.get("glustervolumeoptions", ())),
-            bricks=tuple(BrickInfo.from_json(b) for b in data.get("bricks") or ()),
-            block=data.get("block", False),
-            block_info=BlockHostingInfo.from_json(data.get("blockinfo", {})),
+            gluster_volume_options=f.texts("glustervolumeoptions"),
+            bricks=tuple(BrickInfo._read(b) for b in f.objs("bricks")),
+            block=f.flag("block", False),
+            block_info=BlockHostingInfo._read(f.obj("blockinfo", required=False)),
             other_mount_options=pairs(options),
         )
 

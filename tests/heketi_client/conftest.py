@@ -1,8 +1,12 @@
-"""Shared fixtures: a fake clock, a mocked Heketi (``responses``) and Heketi-shaped JSON."""
+"""Shared fixtures: a fake clock, a mocked Heketi (``responses``), Heketi-shaped JSON, and
+loopback servers that misbehave on purpose."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -151,3 +155,90 @@ def volume_json(volume_id: str = VOL, name: str | None = None, **extra: Any) -> 
     }
     body.update(extra)
     return body
+
+
+Script = Callable[[socket.socket, bytes, threading.Event], None]
+
+
+class ScriptedServer:
+    """A loopback HTTP server whose every connection is answered by ``script``.
+
+    ``script(conn, request, stop)`` writes whatever it likes (slowly, endlessly,
+    wrongly); ``stop`` is set on close, so scripts that pace themselves with
+    ``stop.wait`` end at once. Real sockets are what a trickle or an oversized body
+    needs: ``responses`` hands the client its body in one piece.
+    """
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.requests: list[bytes] = []
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5.0)
+            try:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                while len(body) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    body += chunk
+                self.requests.append(head + b"\r\n\r\n" + body)
+                self.script(conn, head, self.stop)
+            except OSError:
+                return  # the client hung up: what several tests expect
+
+    def close(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self.listener.close()
+        for conn in self._conns:  # wakes scripts blocked in recv()
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._accepting.join(5.0)
+        for thread in self._threads:
+            thread.join(5.0)
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[Callable[[Script], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(script: Script) -> ScriptedServer:
+        servers.append(ScriptedServer(script))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

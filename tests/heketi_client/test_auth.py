@@ -13,7 +13,7 @@ import requests
 import responses
 
 from heketi_client import HeketiClient
-from heketi_client.auth import DEFAULT_BACKDATE, DEFAULT_LIFETIME, HeketiJWTAuth
+from heketi_client._auth import DEFAULT_BACKDATE, DEFAULT_LIFETIME, HeketiJWTAuth
 
 
 def qsh(text: str) -> str:

@@ -9,15 +9,22 @@ import pytest
 import requests
 import responses
 
+import heketi_client
+import heketi_client.errors
 from heketi_client import HeketiClient, RetryPolicy, VolumeCreateRequest
 from heketi_client.errors import (
     AllocationFailed,
     BadRequest,
     Conflict,
     HeketiAPIError,
+    HeketiConnectionError,
     HeketiError,
+    NoSpace,
     NotFound,
+    OperationFailed,
     OutcomeUnknown,
+    ServerError,
+    ServiceUnavailable,
     Throttled,
     Unauthorized,
     UnexpectedResponse,
@@ -97,7 +104,12 @@ def test_html_error_page_gets_a_hint(
     message = str(caught.value)
     assert message == (
         f"502: Heketi at {wire.BASE} answered 502 with an HTML page; "
-        "is the URL right, or is a proxy in the way?"
+        "is the URL right, or is a proxy in the way? (answer to GET /clusters)"
+    )
+    assert (caught.value.method, caught.value.path, caught.value.status) == (
+        "GET",
+        "/clusters",
+        502,
     )
 
 
@@ -185,3 +197,141 @@ def test_reprs_are_informative(wire: Any) -> None:
     )
     assert repr(NotFound(404, "Id not found")) == "NotFound(status=404, message='Id not found')"
     assert isinstance(OutcomeUnknown("x"), HeketiError)
+
+
+# -- credentials echoed back --------------------------------------------------------
+
+A_JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJhZG1pbiIsInFzaCI6ImFiYyJ9"
+    ".c2lnbmF0dXJlLW9mLXRoZS10b2tlbi0wMTIzNDU2Nzg5"
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"upstream refused token {A_JWT}",
+        f"GET /volumes HTTP/1.1\r\nHost: heketi\r\nAuthorization: Bearer {A_JWT}\r\n",
+        f'{{"headers": {{"authorization": "bearer {A_JWT}"}}}}',
+        "Authorization: Basic b3BzOnBhNTV3b3Jk\nmore",
+        "x" * 280 + A_JWT,  # across the truncation point: redacted before cutting
+    ],
+)
+def test_tokens_in_error_bodies_are_redacted(
+    body: str, make_client: Callable[..., HeketiClient], heketi: responses.RequestsMock, wire: Any
+) -> None:
+    """A debugging proxy that echoes the request would otherwise put a live bearer
+    token into exception messages, events and logs."""
+    client = make_client(retry=RetryPolicy(attempts=1))
+    heketi.get(wire.BASE + "/volumes", status=400, body=body)
+    with pytest.raises(BadRequest) as caught:
+        client.list_volumes()
+    for error in all_exceptions(caught.value):
+        for text in (str(error), repr(error)):
+            assert "eyJ" not in text and "c2lnbmF0dXJl" not in text
+            assert "b3BzOnBhNTV3b3Jk" not in text
+    assert "[redacted]" in caught.value.message
+
+
+def test_our_own_token_echoed_by_a_proxy_is_redacted(
+    client: HeketiClient, heketi: responses.RequestsMock, wire: Any
+) -> None:
+    def echo(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        headers = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
+        return 502, {}, f"bad gateway; request was:\n{headers}"
+
+    heketi.add_callback("POST", wire.BASE + "/volumes", callback=echo)
+    with pytest.raises(OutcomeUnknown) as caught:
+        client.create_volume(VolumeCreateRequest(1))
+    sent = heketi.calls[0].request.headers["Authorization"].split(" ", 1)[1]
+    for error in all_exceptions(caught.value):
+        assert sent not in str(error) and sent.split(".")[1] not in str(error)
+
+
+# -- attributes, classes, names -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (500, "db busy", ServerError),
+        (502, "bad gateway", ServerError),
+        (504, "timeout", ServerError),
+        (503, "Service disabled for maintenance", ServiceUnavailable),
+        (500, "Failed to allocate new volume: No space", NoSpace),
+    ],
+)
+def test_5xx_answers_are_server_errors(
+    status: int,
+    body: str,
+    kind: type[HeketiAPIError],
+    make_client: Callable[..., HeketiClient],
+    heketi: responses.RequestsMock,
+    wire: Any,
+) -> None:
+    client = make_client(retry=RetryPolicy(attempts=1))
+    heketi.get(wire.BASE + "/volumes", status=status, body=body)
+    with pytest.raises(ServerError) as caught:
+        client.list_volumes()
+    assert type(caught.value) is kind
+    assert (caught.value.method, caught.value.path, caught.value.status) == (
+        "GET",
+        "/volumes",
+        status,
+    )
+    assert str(caught.value).endswith("(answer to GET /volumes)")
+
+
+def test_errors_without_an_answer_have_no_status(
+    make_client: Callable[..., HeketiClient], heketi: responses.RequestsMock, wire: Any
+) -> None:
+    client = make_client(retry=RetryPolicy(attempts=1))
+    heketi.get(wire.BASE + "/volumes", body=requests.ConnectionError("reset"))
+    with pytest.raises(HeketiConnectionError) as caught:
+        client.list_volumes()
+    assert (caught.value.method, caught.value.path, caught.value.status) == (
+        "GET",
+        "/volumes",
+        None,
+    )
+
+
+def test_operation_failed_names_the_queue_poll(
+    client: HeketiClient, heketi: responses.RequestsMock, wire: Any
+) -> None:
+    heketi.post(wire.BASE + "/volumes", status=202, headers={"Location": wire.QUEUE})
+    heketi.get(wire.BASE + wire.QUEUE, status=500, body="brick failed\n")
+    with pytest.raises(OperationFailed) as caught:
+        client.create_volume(VolumeCreateRequest(1))
+    assert (caught.value.method, caught.value.path, caught.value.status) == (
+        "GET",
+        wire.QUEUE,
+        500,
+    )
+    assert not isinstance(caught.value, HeketiAPIError)
+
+
+def test_every_error_class_is_exported_at_the_top() -> None:
+    classes = {
+        name: value
+        for name, value in vars(heketi_client.errors).items()
+        if isinstance(value, type) and issubclass(value, HeketiError)
+    }
+    assert len(classes) >= 23
+    for name, cls in classes.items():
+        assert getattr(heketi_client, name) is cls, name
+        assert name in heketi_client.__all__ and name in heketi_client.errors.__all__
+    assert issubclass(heketi_client.ServiceUnavailable, heketi_client.ServerError)
+    assert issubclass(heketi_client.AllocationFailed, heketi_client.ServerError)
+    assert issubclass(heketi_client.ForeignLocation, heketi_client.OutcomeUnknown)
+
+
+def test_the_public_surface_is_small() -> None:
+    """Internal modules are underscored; the public ones are the package, errors,
+    models and retries (the provisioner imports those three by module path)."""
+    import pkgutil
+
+    modules = {m.name for m in pkgutil.iter_modules(heketi_client.__path__)}
+    assert {m for m in modules if not m.startswith("_")} == {"errors", "models", "retries"}
+    for name in heketi_client.__all__:
+        assert getattr(heketi_client, name) is not None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import responses
-import structlog
 
 from heketi_client import HeketiClient, LatencyEstimator, PollPolicy, VolumeCreateRequest
 from heketi_client.errors import OperationFailed, OperationTimeout, OutcomeUnknown
@@ -34,15 +34,18 @@ def qsh(text: str) -> str:
 
 
 def test_create_waits_through_pending_polls_then_reads_the_volume(
-    client: HeketiClient, heketi: responses.RequestsMock, wire: Any
+    client: HeketiClient,
+    heketi: responses.RequestsMock,
+    wire: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     accept(heketi, wire)
     pending(heketi, wire, 3)
     done_with(heketi, wire, f"/volumes/{wire.VOL}")
     heketi.get(f"{wire.BASE}/volumes/{wire.VOL}", json=wire.volume_json())
 
-    with structlog.testing.capture_logs() as logs:
-        volume = client.create_volume(VolumeCreateRequest(10, name=f"vol_{wire.VOL}"))
+    caplog.set_level(logging.DEBUG, logger="heketi_client")
+    volume = client.create_volume(VolumeCreateRequest(10, name=f"vol_{wire.VOL}"))
 
     assert volume.id == wire.VOL
     calls = [(c.request.method, c.request.path_url) for c in heketi.calls]
@@ -51,9 +54,10 @@ def test_create_waits_through_pending_polls_then_reads_the_volume(
     ]
     expected = [qsh(f"{m}&{p}") for m, p in calls]
     assert [wire.claims_of(c.request)["qsh"] for c in heketi.calls] == expected
-    (summary,) = [e for e in logs if e["event"] == "heketi operation ended"]
-    assert summary["kind"] == "volume_create" and summary["polls"] == 4
-    assert summary["status"] == 303
+    (summary,) = [r for r in caplog.records if r.getMessage().startswith("heketi operation")]
+    assert summary.name == "heketi_client._operations"
+    assert summary.getMessage().startswith("heketi operation volume_create ended: 303 after 4")
+    assert summary.__dict__["polls"] == 4 and summary.__dict__["status"] == 303
 
 
 def test_delete_ends_on_204(
@@ -252,3 +256,43 @@ def test_a_failed_poll_is_simply_polled_again(
     heketi.get(wire.BASE + wire.QUEUE, status=204)
     client.delete_volume(wire.VOL)
     assert [c.response.status_code for c in heketi.calls] == [202, status, 204]
+
+
+def test_estimator_remembers_a_bounded_number_of_kinds() -> None:
+    """``kind`` is any caller's string: one per volume would grow the map forever."""
+    estimator = LatencyEstimator(max_kinds=4)
+    for n in range(1000):
+        estimator.observe(f"kind-{n}", 1.0)
+    assert len(estimator.kinds()) == 4
+    assert estimator.kinds() == ("kind-996", "kind-997", "kind-998", "kind-999")
+
+
+def test_estimator_forgets_the_least_recently_used_kind() -> None:
+    estimator = LatencyEstimator(max_kinds=2)
+    estimator.observe("volume_create", 2.0)
+    estimator.observe("volume_delete", 1.0)
+    assert estimator.estimate("volume_create") == 2.0  # used: now the most recent
+    estimator.observe("volume_expand", 3.0)
+    assert estimator.kinds() == ("volume_create", "volume_expand")
+    assert estimator.estimate("volume_delete") is None
+    with pytest.raises(ValueError):
+        LatencyEstimator(max_kinds=0)
+
+
+def test_route_templates_from_locations_stay_few(
+    make_client: Callable[..., HeketiClient], heketi: responses.RequestsMock, wire: Any
+) -> None:
+    """Metric labels come from paths: a Heketi inventing a queue path per operation
+    (``/queue/op-1``, ``/queue/op-2``...) would otherwise mint a label per operation."""
+    seen: set[str] = set()
+    client = make_client(on_response=lambda m, route, s, t: seen.add(route))
+    for n in range(20):
+        heketi.add(
+            "DELETE",
+            f"{wire.BASE}/volumes/{wire.VOL}",
+            status=202,
+            headers={"Location": f"/queue/op-{n}"},
+        )
+        with pytest.raises(OutcomeUnknown):
+            client.delete_volume(wire.VOL)
+    assert seen == {"/volumes/{id}"}

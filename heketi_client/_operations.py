@@ -18,31 +18,36 @@ there. An operation that ends within 5% of its estimate is seen finished within 
 of its duration, for two to four polls. (bench/throughput.py measured the ratio to
 Heketi's own lower bound at 0.88 with 0.9/5% and 0.91-0.92 with 0.95/2%.)
 The estimate is the midpoint between the last "pending" and the first "done" poll.
+
+Both ``Location`` headers (the 202's queue entry and the 303's resource) go through
+``Transport.resolve_location``: one pointing at another server is refused with
+``ForeignLocation``, an ``OutcomeUnknown``, since Heketi had accepted the request.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import requests
-import structlog
 
+from heketi_client._transport import Transport
 from heketi_client.errors import (
     HeketiError,
     OperationFailed,
     OperationTimeout,
     OutcomeUnknown,
-    describe_body,
+    _describe_body,
 )
-from heketi_client.transport import Transport
 
 MIN_STEP = 0.005
 """Shortest wait between polls once an estimate is known (seconds)."""
 
-log = structlog.get_logger("heketi_client")
+log = logging.getLogger(__name__)
 
 QUEUE_ANSWERS = frozenset({200, 204, 303, 404, 500})
 """Queue statuses that carry the operation's state rather than a failed poll."""
@@ -94,21 +99,40 @@ class PollPolicy:
 
 
 class LatencyEstimator:
-    """Exponentially weighted mean duration per operation kind; safe across threads."""
+    """Exponentially weighted mean duration per operation kind; safe across threads.
 
-    def __init__(self, learning_rate: float = 0.3) -> None:
+    The client uses four kinds, but ``kind`` is any string a caller passes, so at most
+    ``max_kinds`` are remembered (the least recently used is forgotten): a caller
+    that made kinds up per volume would otherwise grow this without end.
+    """
+
+    def __init__(self, learning_rate: float = 0.3, *, max_kinds: int = 16) -> None:
+        if max_kinds < 1:
+            raise ValueError("max_kinds must be at least 1")
         self._rate = learning_rate
-        self._means: dict[str, float] = {}
+        self._max_kinds = max_kinds
+        self._means: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
     def estimate(self, kind: str) -> float | None:
         with self._lock:
-            return self._means.get(kind)
+            mean = self._means.get(kind)
+            if mean is not None:
+                self._means.move_to_end(kind)
+            return mean
 
     def observe(self, kind: str, seconds: float) -> None:
         with self._lock:
             old = self._means.get(kind)
             self._means[kind] = seconds if old is None else old + self._rate * (seconds - old)
+            self._means.move_to_end(kind)
+            while len(self._means) > self._max_kinds:
+                self._means.popitem(last=False)
+
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds remembered, least recently used first."""
+        with self._lock:
+            return tuple(self._means)
 
 
 class OperationFollower:
@@ -131,11 +155,24 @@ class OperationFollower:
         self._clock = clock
         self._sleep = sleep
 
-    def follow(self, accepted: requests.Response, *, kind: str) -> requests.Response | None:
-        """Wait for the operation; return the resource's GET response, or None (204)."""
-        location = accepted.headers.get("Location")
-        if not location:
-            raise OutcomeUnknown(f"Heketi accepted the {kind} but gave no queue Location")
+    def follow(
+        self, accepted: requests.Response, *, kind: str, method: str, path: str
+    ) -> requests.Response | None:
+        """Wait for the operation; return the resource's GET response, or None (204).
+
+        ``method`` and ``path`` are the request Heketi accepted, for messages.
+        """
+        offered = accepted.headers.get("Location")
+        if not offered:
+            raise OutcomeUnknown(
+                f"Heketi accepted the {kind} but gave no queue Location",
+                method=method,
+                path=path,
+                status=accepted.status_code,
+            )
+        location = self.transport.resolve_location(
+            offered, method=method, path=path, status=accepted.status_code
+        )
         started = self._clock()
         deadline = started + self.timeout
         last_pending = started
@@ -147,6 +184,8 @@ class OperationFollower:
                     f"the {kind} was still pending after {self.timeout:g} s "
                     f"(queue entry {location})",
                     location=location,
+                    method=method,
+                    path=path,
                 )
             self._sleep(min(delay, remaining))
             answer = self._poll(location, kind)
@@ -158,11 +197,17 @@ class OperationFollower:
             if answer.status_code in (204, 303, 500):
                 self.estimator.observe(kind, (last_pending + polled) / 2 - started)
             log.debug(
-                "heketi operation ended",
-                kind=kind,
-                status=answer.status_code,
-                polls=polls,
-                seconds=round(polled - started, 3),
+                "heketi operation %s ended: %s after %d polls, %.3f s",
+                kind,
+                answer.status_code,
+                polls,
+                polled - started,
+                extra={
+                    "kind": kind,
+                    "status": answer.status_code,
+                    "polls": polls,
+                    "seconds": round(polled - started, 3),
+                },
             )
             return self._finish(answer, location, kind)
         raise AssertionError("PollPolicy.delays is endless")  # pragma: no cover
@@ -172,7 +217,10 @@ class OperationFollower:
             return self.transport.send("GET", location, idempotent=True, accept=QUEUE_ANSWERS)
         except HeketiError as error:
             raise OutcomeUnknown(
-                f"Heketi accepted the {kind}, but polling {location} failed: {error}"
+                f"Heketi accepted the {kind}, but polling {location} failed: {error}",
+                method="GET",
+                path=location,
+                status=error.status,
             ) from error
 
     def _finish(
@@ -182,21 +230,40 @@ class OperationFollower:
         if status == 204:
             return None
         if status == 303:
-            target = answer.headers.get("Location")
-            if not target:
-                raise OutcomeUnknown(f"the {kind} finished but Heketi named no resource")
+            offered = answer.headers.get("Location")
+            if not offered:
+                raise OutcomeUnknown(
+                    f"the {kind} finished but Heketi named no resource",
+                    method="GET",
+                    path=location,
+                    status=status,
+                )
+            target = self.transport.resolve_location(
+                offered, method="GET", path=location, status=status
+            )
             try:
                 return self.transport.send("GET", target, idempotent=True)
             except HeketiError as error:
                 raise OutcomeUnknown(
-                    f"the {kind} finished but reading {target} failed: {error}"
+                    f"the {kind} finished but reading {target} failed: {error}",
+                    method="GET",
+                    path=target,
+                    status=error.status,
                 ) from error
         if status == 500:
-            raise OperationFailed(describe_body(answer, self.transport.where))
+            raise OperationFailed(
+                _describe_body(answer, self.transport.where),
+                method="GET",
+                path=location,
+                status=status,
+            )
         if status == 404:
             raise OutcomeUnknown(
                 f"Heketi lost the result of the {kind} ({location} answered 404: "
-                f"{describe_body(answer, self.transport.where)})"
+                f"{_describe_body(answer, self.transport.where)})",
+                method="GET",
+                path=location,
+                status=status,
             )
         # 200 without X-Pending: Heketi never does this; take the body as the result.
         return answer

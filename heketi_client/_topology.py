@@ -2,7 +2,8 @@
 
 Same rules as ``models``: ``to_json`` writes Heketi's own encoding (field order and
 ``omitempty`` included), maps become sorted tuples of pairs so that every model is
-hashable. Device and brick sizes are in KiB.
+hashable. Device and brick sizes are in KiB. ``from_json`` checks types and ids
+(``MalformedResponse`` otherwise), as in ``models``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from heketi_client.jsontypes import BrickJSON, ClusterJSON, DeviceJSON, NodeJSON
+from heketi_client._fields import Fields
+from heketi_client._jsontypes import BrickJSON, ClusterJSON, DeviceJSON, NodeJSON
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -34,13 +36,17 @@ class BrickInfo:
 
     @classmethod
     def from_json(cls, data: BrickJSON) -> BrickInfo:
+        return cls._read(Fields(data))
+
+    @classmethod
+    def _read(cls, f: Fields) -> BrickInfo:
         return cls(
-            id=data["id"],
-            path=data["path"],
-            device=data["device"],
-            node=data["node"],
-            volume=data["volume"],
-            size=data["size"],
+            id=f.ident("id"),
+            path=f.text("path"),
+            device=f.ident("device"),
+            node=f.ident("node"),
+            volume=f.ident("volume"),
+            size=f.integer("size", minimum=0),
         )
 
     def to_json(self) -> BrickJSON:
@@ -71,18 +77,22 @@ class DeviceInfo:
 
     @classmethod
     def from_json(cls, data: DeviceJSON) -> DeviceInfo:
-        storage = data["storage"]
+        return cls._read(Fields(data))
+
+    @classmethod
+    def _read(cls, f: Fields) -> DeviceInfo:
+        storage = f.obj("storage")
         return cls(
-            id=data["id"],
-            name=data["name"],
-            state=data["state"],
-            total=storage["total"],
-            free=storage["free"],
-            used=storage["used"],
-            bricks=tuple(BrickInfo.from_json(b) for b in data.get("bricks") or ()),
-            tags=pairs(data.get("tags")),
-            paths=tuple(data.get("paths", ())),
-            pv_uuid=data.get("pv_uuid", ""),
+            id=f.ident("id"),
+            name=f.text("name"),
+            state=f.text("state"),
+            total=storage.integer("total", minimum=0),
+            free=storage.integer("free", minimum=0),
+            used=storage.integer("used", minimum=0),
+            bricks=tuple(BrickInfo._read(b) for b in f.objs("bricks")),
+            tags=pairs(f.text_map("tags")),
+            paths=f.texts("paths"),
+            pv_uuid=f.text("pv_uuid", ""),
         )
 
     def to_json(self) -> DeviceJSON:
@@ -115,16 +125,17 @@ class NodeInfo:
 
     @classmethod
     def from_json(cls, data: NodeJSON) -> NodeInfo:
-        hostnames = data["hostnames"]
+        f = Fields(data)
+        hostnames = f.obj("hostnames")
         return cls(
-            id=data["id"],
-            cluster=data["cluster"],
-            zone=data["zone"],
-            manage_hostnames=tuple(hostnames.get("manage") or ()),
-            storage_hostnames=tuple(hostnames.get("storage") or ()),
-            state=data["state"],
-            devices=tuple(DeviceInfo.from_json(d) for d in data.get("devices") or ()),
-            tags=pairs(data.get("tags")),
+            id=f.ident("id"),
+            cluster=f.ident("cluster"),
+            zone=f.integer("zone"),
+            manage_hostnames=hostnames.texts("manage"),
+            storage_hostnames=hostnames.texts("storage"),
+            state=f.text("state"),
+            devices=tuple(DeviceInfo._read(d) for d in f.objs("devices")),
+            tags=pairs(f.text_map("tags")),
         )
 
     def to_json(self) -> NodeJSON:
@@ -157,13 +168,14 @@ class ClusterInfo:
 
     @classmethod
     def from_json(cls, data: ClusterJSON) -> ClusterInfo:
+        f = Fields(data)
         return cls(
-            id=data["id"],
-            nodes=tuple(data.get("nodes") or ()),
-            volumes=tuple(data.get("volumes") or ()),
-            block=data.get("block", False),
-            file=data.get("file", False),
-            block_volumes=tuple(data.get("blockvolumes") or ()),
+            id=f.ident("id"),
+            nodes=f.idents("nodes"),
+            volumes=f.idents("volumes"),
+            block=f.flag("block", False),
+            file=f.flag("file", False),
+            block_volumes=f.idents("blockvolumes"),
         )
 
     def to_json(self) -> ClusterJSON:

@@ -11,6 +11,10 @@ in the past (Heketi never checks how old ``iat`` is) and set ``exp``
 ``DEFAULT_LIFETIME`` seconds ahead. With the defaults a request is accepted when our
 clock is up to 180 s ahead of Heketi's or up to 300 s behind it. The longer lifetime
 costs little: ``qsh`` limits a captured token to the same method and path.
+
+Tokens are only ever signed for the configured origin (``origin``): should a request
+to another server get this far (the transport refuses foreign ``Location`` headers
+first), it leaves unsigned, so a token valid on our Heketi never reaches another host.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 from requests.auth import AuthBase
+
+from heketi_client._urls import origin_of
 
 DEFAULT_LIFETIME = 300.0
 """Seconds from now until ``exp`` (the Go client also uses 5 minutes)."""
@@ -53,6 +59,7 @@ class HeketiJWTAuth(AuthBase):
         lifetime: float = DEFAULT_LIFETIME,
         backdate: float = DEFAULT_BACKDATE,
         strip_prefix: str = "",
+        origin: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not user:
@@ -64,6 +71,7 @@ class HeketiJWTAuth(AuthBase):
         self.lifetime = lifetime
         self.backdate = backdate
         self.strip_prefix = strip_prefix.rstrip("/")
+        self.origin = origin
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -88,8 +96,17 @@ class HeketiJWTAuth(AuthBase):
         return path
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        url = request.url or "/"
+        if self.origin is not None and _origin_or_none(url) != self.origin:
+            request.headers.pop("Authorization", None)
+            return request
         method = request.method or "GET"
-        request.headers["Authorization"] = "bearer " + self.token(
-            method, self.heketi_path(request.url or "/")
-        )
+        request.headers["Authorization"] = "bearer " + self.token(method, self.heketi_path(url))
         return request
+
+
+def _origin_or_none(url: str) -> str | None:
+    try:
+        return origin_of(url)
+    except ValueError:
+        return None
