@@ -296,6 +296,8 @@ def configure_logging(
             ],
             foreign_pre_chain=[
                 structlog.stdlib.add_logger_name,
+                # heketi_client, a plain library, puts its fields in ``extra``.
+                structlog.stdlib.ExtraAdder(),
                 *processors,
             ],
         )
@@ -308,3 +310,5 @@ def configure_logging(
     # log URLs and response bodies (a Secret's data among them) at DEBUG.
     root.setLevel(max(numeric, logging.WARNING))
     logging.getLogger("provisioner").setLevel(numeric)
+    # Our own client: it logs method, path, status and timing, never bodies or keys.
+    logging.getLogger("heketi_client").setLevel(numeric)

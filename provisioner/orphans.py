@@ -260,7 +260,19 @@ class OrphanSweeper:
             try:
                 if volume is None:
                     self.owner.look(target)
-                    volume = self.owner.indexes.for_server(target.url).lookup(intent.volume_name)
+                    index = self.owner.indexes.for_server(target.url)
+                    volume = index.lookup(intent.volume_name)
+                    if volume is None and index.unreadable:
+                        # One of them may be this record's volume: dropping the record
+                        # and its GID now could leak it. Keep both; next sweep.
+                        log.warning(
+                            "orphan sweep keeps the record of %s: %d Heketi volumes at %s "
+                            "could not be read",
+                            intent.volume_name,
+                            len(index.unreadable),
+                            target.url,
+                        )
+                        return None
                 if volume is not None:
                     self.owner.delete_backend_volume(target, volume.id)
             except ProvisionError as err:  # delete_failure scrubs the key

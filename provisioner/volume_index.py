@@ -12,6 +12,12 @@ Consistency under concurrency: a refresh runs without holding the state lock whi
 it talks to Heketi, so creates and deletes may land meanwhile. A refresh therefore
 never drops an id it did not know when it started (it may have been created after
 the list was taken), and never re-adds an id deleted while it was running.
+
+A volume whose answer cannot be read (wrong JSON types, another volume's id) is
+skipped and tried again at the next refresh, rather than failing the whole index:
+one broken volume must not stop every other claim's lookup. Since its name is then
+unknown, ``unreadable`` says so, and whoever would conclude "no such volume" from a
+lookup (the orphan sweep, before dropping a record and its GID) must not.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from heketi_client import HeketiClient, VolumeInfo
-from heketi_client.errors import NotFound
+from heketi_client.errors import NotFound, UnreadableVolume
 
 __all__ = ["INDEX_WORKERS", "VolumeIndex", "VolumeIndexes"]
 
@@ -42,6 +48,13 @@ class VolumeIndex:
         self._by_name: dict[str, VolumeInfo] = {}
         self._by_id: dict[str, VolumeInfo] = {}
         self._deleted_during_refresh: set[str] | None = None
+        self._unreadable: set[str] = set()
+
+    @property
+    def unreadable(self) -> frozenset[str]:
+        """Ids the last refresh listed but could not read."""
+        with self._state:
+            return frozenset(self._unreadable)
 
     def lookup(self, name: str) -> VolumeInfo | None:
         with self._state:
@@ -93,12 +106,13 @@ class VolumeIndex:
             self._deleted_during_refresh = set()
         try:
             listed = set(client.list_volumes())
-            fresh = self._fetch(client, sorted(listed - known_before))
+            fresh, unreadable = self._fetch(client, sorted(listed - known_before))
             with self._state:
                 deleted = self._deleted_during_refresh or set()
                 for volume in fresh:
                     if volume.id not in deleted:
                         self._put(volume)
+                self._unreadable = unreadable
                 for gone in known_before - listed:
                     old = self._by_id.pop(gone, None)
                     if old is not None and self._by_name.get(old.name) is old:
@@ -110,18 +124,27 @@ class VolumeIndex:
             "indexed Heketi volumes at %s: %d known, %d fetched", self.url, len(self), len(fresh)
         )
 
-    def _fetch(self, client: HeketiClient, ids: list[str]) -> list[VolumeInfo]:
+    def _fetch(
+        self, client: HeketiClient, ids: list[str]
+    ) -> tuple[list[VolumeInfo], set[str]]:
+        """The readable volumes among ``ids``, and the ids that could not be read."""
         if not ids:
-            return []
+            return [], set()
+        unreadable: set[str] = set()
 
         def get(volume_id: str) -> VolumeInfo | None:
             try:
                 return client.get_volume(volume_id)
             except NotFound:  # deleted between the list and the GET
                 return None
+            except UnreadableVolume as err:
+                log.warning("skipping Heketi volume %s at %s: %s", volume_id, self.url, err)
+                unreadable.add(volume_id)
+                return None
 
         with ThreadPoolExecutor(max_workers=min(self._workers, len(ids))) as pool:
-            return [v for v in pool.map(get, ids) if v is not None]
+            found = [v for v in pool.map(get, ids) if v is not None]
+        return found, unreadable
 
 
 class VolumeIndexes:

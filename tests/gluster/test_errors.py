@@ -171,6 +171,8 @@ def test_the_key_never_reaches_a_log_record(
     import logging
 
     caplog.set_level(logging.DEBUG)
+    # configure_logging (run by other tests in this process) sets heketi_client's own level.
+    caplog.set_level(logging.DEBUG, logger="heketi_client")
     gluster = world.provisioner()
     sc = world.storage_class()
     world.sim.faults.lose_result_next("volume_create")

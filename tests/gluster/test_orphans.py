@@ -415,3 +415,33 @@ def test_a_record_that_disagrees_with_its_class_is_kept(
     assert world.counts() == {}
     assert len(world.records()) == 1
     assert "keeping Heketi volume" in caplog.text
+
+
+def test_an_unreadable_volume_is_skipped_but_keeps_an_orphan_record(
+    world: World, heketi: HeketiClient, clock: Clock
+) -> None:
+    """A hostile or broken Heketi answers one volume's GET with garbage. The index
+    skips it (other lookups go on), but the sweep cannot know that volume is not
+    the orphan's, so it keeps the record and its GID instead of leaking the volume."""
+    gluster = sweeper_of(world, clock, grace=0.0)
+    sc = world.storage_class()
+    claim, _pv = crash_orphan(world, sc)
+    heketi.create_volume(VolumeCreateRequest(size=1, name="operators-own"))
+    gid = 2000
+    assert gluster.gids.is_used(sc["metadata"]["name"], gid) is False  # fresh process
+    gluster.prepare([], [])
+    world.sim.faults.fail_next("GET /volumes/{id}", count=2, status=200, text='{"id": 7}')
+
+    for _ in range(2):
+        assert sweep(gluster, world) == 0
+        clock.now += GRACE
+    index = gluster.indexes.for_server(world.sim.url)
+    assert len(index.unreadable) == 2  # both volumes were new to this index
+    assert len(world.records()) == 1
+    assert gluster.gids.is_used(sc["metadata"]["name"], gid)
+    assert f"pvc-{claim['metadata']['uid']}" in names(world)
+
+    assert sweep(gluster, world) == 1  # Heketi answers properly again: reclaimed
+    assert index.unreadable == frozenset()
+    assert names(world) == {"operators-own"}
+    assert world.records() == []
