@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -200,3 +202,51 @@ def test_repair_ignores_pvs_not_bound_or_not_ours(world: World) -> None:
     assert gluster.repair(pv) is False  # no status: not Bound
     assert gluster.repair(foreign) is False
     assert companions(world, pv) == ["services"]
+
+
+class _Answer404(BaseHTTPRequestHandler):
+    """A proxy or a wrong server: every path is "not found", in its own words."""
+
+    body = b"404 page not found\n"
+
+    def _answer(self) -> None:
+        self.send_response(404)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_GET = do_DELETE = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "body", [b"404 page not found\n", b"<html><body>Not Found</body></html>", b""]
+)
+def test_a_404_that_is_not_heketis_own_keeps_the_pv_and_the_volume(
+    world: World, body: bytes
+) -> None:
+    """A PV whose resturl reaches something other than Heketi's volume handler (a
+    proxy's page, Go's router "404 page not found" for a wrong path prefix) answers
+    404. Counting that as "already gone" would delete the PV and leak its volume and
+    GID; it must be an error, retried."""
+    from provisioner.annotations import ANN_RESTURL
+
+    gluster = world.provisioner()
+    sc = world.storage_class()
+    pv = gluster.provision(world.claim(sc), sc)
+    handler = type("Handler", (_Answer404,), {"body": body})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pv["metadata"]["annotations"][ANN_RESTURL] = f"http://127.0.0.1:{server.server_port}"
+        with pytest.raises(ProvisionError) as caught:
+            gluster.delete(pv)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert caught.value.retry
+    assert len(world.sim.volumes()) == 1
+    assert gluster.gids.is_used(sc["metadata"]["name"], int(pv["metadata"]["annotations"][ANN_GID]))
