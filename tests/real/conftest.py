@@ -6,16 +6,24 @@ Without the binaries every test here is skipped with one message. Set
 ``HEKETI_PROVISIONER_REAL_PEERS=require`` (e.g. in a CI job that built them) to make
 that a failure instead. ``HEKETI_PROVISIONER_PEERS_DIR`` selects the binary cache,
 as it does for the build script.
+
+``controller_factory`` starts our controller (``tests/real/controller.py``) as its own
+process under the RBAC of ``manifests/``; at teardown it stops every process it
+started and fails the test if any of their logs reports a 403: RBAC proven on a real
+authorizer.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from .controller import ControllerProcess, start_controller
 from .peers import (
     KUBE_VERSIONS,
     Peers,
@@ -58,3 +66,46 @@ def real_heketi(
 ) -> Iterator[RealHeketi]:
     with start_heketi(real_peers, tmp_path_factory.mktemp("heketi")) as heketi:
         yield heketi
+
+
+@pytest.fixture(scope="session")
+def kube_heketi(
+    real_kube: RealKube, real_peers: Peers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealHeketi]:
+    """A Heketi of its own per Kubernetes version: ``audit`` judges every volume
+    named from a claim uid, so volumes of the other cluster would count as orphans."""
+    workdir = tmp_path_factory.mktemp(f"heketi-{real_kube.version}")
+    with start_heketi(real_peers, workdir) as heketi:
+        yield heketi
+
+
+ControllerFactory = Callable[..., ControllerProcess]
+
+
+@pytest.fixture
+def controller_factory(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[ControllerFactory]:
+    """``controller_factory(kube, **kw)`` -> a running ``ControllerProcess`` (keywords
+    as ``start_controller``; ``log_path`` defaults to ``<tmp_path>/controller-<n>.log``).
+    Every process is stopped at teardown; a 403 in any of their logs fails the test."""
+    started: list[ControllerProcess] = []
+    counter = itertools.count(1)
+
+    def factory(kube: RealKube, **kw: Any) -> ControllerProcess:
+        kw.setdefault("log_path", tmp_path / f"controller-{next(counter)}.log")
+        cp = start_controller(kube, **kw)
+        started.append(cp)
+        return cp
+
+    yield factory
+    forbidden: list[str] = []
+    for cp in started:
+        cp.stop()
+        forbidden += [f"{cp.log_path.name}: {line}" for line in cp.forbidden_lines()]
+    if forbidden:
+        pytest.fail(
+            "the controller was refused by the real authorizer (manifests/rbac.yaml "
+            "lacks a grant):\n" + "\n".join(forbidden[:20]),
+            pytrace=False,
+        )

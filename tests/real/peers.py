@@ -621,13 +621,14 @@ def default_topology(
     nodes: int = 3, devices: int = 2, storage_ips: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """One cluster; each node has ``devices`` devices (the mock executor reports each
-    as 500 GiB) and a storage address, by default in the loopback range (127.0.0.2,
-    .3, ...). Nothing ever connects to these addresses (mock executor, no kubelet).
+    as 500 GiB) and a storage address, by default from the documentation range
+    192.0.2.0/24 (192.0.2.11, .12, ...). Nothing ever connects to these addresses
+    (mock executor, no kubelet).
 
-    Note: a real API server refuses loopback addresses in Endpoints, so a provisioner
-    that writes the storage addresses into Endpoints (the in-tree one does, and fails
-    with "failed to update endpoint") needs non-loopback ``storage_ips``."""
-    ips = list(storage_ips) if storage_ips else [f"127.0.0.{i + 2}" for i in range(nodes)]
+    A real API server refuses loopback addresses in Endpoints ("may not be in the
+    loopback range"), and both provisioners write the storage addresses into
+    Endpoints, so the default is not loopback."""
+    ips = list(storage_ips) if storage_ips else [f"192.0.2.{i + 11}" for i in range(nodes)]
     if len(ips) != nodes:
         raise ValueError(f"{nodes} nodes need {nodes} storage addresses, not {len(ips)}")
     return {
