@@ -87,6 +87,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bed_cpu = time.process_time() - bed_cpu_before
         bound = dict(watch.bound)
         total = max(bound[n] for n in created) - first
+        if args.plot:
+            from plots import bound_over_time
+
+            bound_over_time(
+                args.plot,
+                [bound[n] - first for n in created],
+                heketi_latency=args.heketi_latency,
+                heketi_inflight=args.heketi_inflight,
+                title=f"throughput.py: {args.claims} claims at once "
+                f"(Heketi {args.heketi_latency:g} s per volume, {args.heketi_inflight} at once)",
+            )
         latencies = [bound[n] - created[n] for n in created]
         writes = controller_writes(bed.kube.request_log)
         heketi = heketi_breakdown(bed.heketi.requests)
@@ -157,8 +168,16 @@ def main() -> int:
         help="debug to study a run (info or lower: readiness is its start-up line)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the controller's log")
+    parser.add_argument(
+        "--plot", metavar="PNG", help="also draw claims Bound over time (needs matplotlib)"
+    )
     add_common_arguments(parser)
     args = parser.parse_args()
+    if args.plot:
+        import plots
+
+        if not plots.available():
+            parser.error(plots.MISSING)
     if args.claims < 1 or args.heketi_inflight < 1 or args.heketi_latency < 0:
         parser.error("--claims and --heketi-inflight must be >= 1, --heketi-latency >= 0")
     return report(run, args, f"throughput: {args.claims} claims at once", TARGETS)
