@@ -17,19 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioner.classes import parse_class_parameters
 from provisioner.config import DEFAULT_PROVISIONER_NAME
-from provisioner.objects import (
+from provisioner.gluster.credentials import heketi_secret_body
+from provisioner.gluster.objects import (
     build_endpoints,
     build_pv,
     build_service,
     endpoints_name,
     heketi_volume_name,
 )
+from provisioner.gluster.parameters import parse_class_parameters
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
 from provisioner.sandbox.kube.resources import by_plural
-from provisioner.secrets import heketi_secret_body
 
 Obj = dict[str, Any]
 

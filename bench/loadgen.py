@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from heketi_client import HeketiClient
-from provisioner.kubeapi import KubeAPI, load_api_client
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.observability import configure_logging
 
 

@@ -40,7 +40,7 @@ from fixtures import (
 )
 from loadgen import run_loadgen
 
-from provisioner.annotations import ANN_HEKETI_VOLUME_ID
+from provisioner.gluster.annotations import ANN_HEKETI_VOLUME_ID
 
 TARGETS = {
     "ready_seconds": "target <= 10",

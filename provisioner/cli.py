@@ -1,29 +1,47 @@
-"""Command line: ``heketi-provisioner {run,sandbox}``.
+"""Command line: ``heketi-provisioner {run,sandbox,audit}``: flags → ``Settings``.
 
 Every option can also come from the environment as ``HEKETI_PROVISIONER_<OPTION>``
 (upper snake case, e.g. ``HEKETI_PROVISIONER_WORKERS=32``); a flag on the command
 line wins.  That is how the Deployment manifest configures the container.
+
+A value that cannot work (not a number, not one of the choices, refused by
+``Settings``) ends the process with one line naming the flag or the variable it
+came from, and exit status 2, the way argparse reports a bad flag: never a
+traceback. Building and running the controller is ``provisioner.app``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 from provisioner import __version__
-from provisioner.config import Settings
-
-if TYPE_CHECKING:
-    from provisioner.controller import Controller
-    from provisioner.leader import LeaderElector
+from provisioner.app import run, stop_on_signals
+from provisioner.audit.command import add_audit_arguments, audit_main
+from provisioner.config import Settings, SettingsError
+from provisioner.observability import configure_logging
+from provisioner.sandbox.demo import run_demo
+from provisioner.sandbox.stack import SandboxStack, StackOptions
 
 ENV_PREFIX = "HEKETI_PROVISIONER_"
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+PROG = "heketi-provisioner"
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot work; the message names where it came from."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, reporting a bad flag in one line (no usage block) with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message}\n")
 
 
 def env_name(flag: str) -> str:
@@ -42,14 +60,30 @@ def _option(
     """An option whose default comes from its environment variable, shown in --help."""
     env = env_name(flag)
     raw = os.environ.get(env)
-    value = type(raw) if raw is not None else default
+    value = default if raw is None else _from_env(env, raw, type, kwargs.get("choices"))
     shown = "" if default is None else f"; default {default}"
     parser.add_argument(flag, default=value, type=type, help=f"{help} (env {env}{shown})", **kwargs)
 
 
+def _from_env(env: str, raw: str, type: Callable[[str], Any], choices: Any) -> Any:
+    """The value of a variable, converted as its flag's value would be."""
+    try:
+        value = type(raw)
+    except (TypeError, ValueError):
+        kind = getattr(type, "__name__", "value")
+        raise ConfigError(f"{env}={raw!r}: not a valid {kind}") from None
+    if choices is not None and value not in choices:
+        allowed = ", ".join(map(str, choices))
+        raise ConfigError(f"{env}={raw!r}: must be one of {allowed}")
+    return value
+
+
 def _switch(parser: argparse.ArgumentParser, flag: str, *, help: str) -> None:
     env = env_name(flag)
-    default = os.environ.get(env, "").strip().lower() in _TRUE
+    raw = os.environ.get(env, "").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise ConfigError(f"{env}={os.environ[env]!r}: must be true or false")
+    default = raw in _TRUE
     parser.add_argument(flag, action="store_true", default=default, help=f"{help} (env {env})")
 
 
@@ -86,8 +120,8 @@ def _common(parser: argparse.ArgumentParser, *, log_level: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="heketi-provisioner",
+    parser = _Parser(
+        prog=PROG,
         description="Kubernetes dynamic provisioner for GlusterFS volumes through Heketi.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -159,8 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _switch(run, "--no-leader-election", help="do not take the Lease (single replica only)")
 
-    from provisioner.audit import add_audit_arguments
-
     audit = sub.add_parser("audit", help="compare Heketi volumes with PVs; read-only")
     add_audit_arguments(audit)
 
@@ -215,156 +247,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop
-
-
-def build_controller(settings: Settings) -> Controller:
-    """settings → Kubernetes client → caches → provisioner → controller."""
-    from provisioner.controller import Caches, Controller
-    from provisioner.gluster import GlusterProvisioner
-    from provisioner.kubeapi import KubeAPI, load_api_client
-    from provisioner.observability import Metrics
-
-    kube = KubeAPI(load_api_client(settings.kubeconfig), request_timeout=settings.request_timeout)
-    caches = Caches(kube, settings)
-    metrics = Metrics()
-    provisioner = GlusterProvisioner(
-        kube=kube,
-        provisioner_name=settings.provisioner_name,
-        class_lookup=caches.storage_class,
-        heketi_concurrency=settings.heketi_concurrency,
-        orphan_grace_seconds=settings.orphan_grace_seconds,
-        heketi_timeout=(min(5.0, settings.heketi_timeout), settings.heketi_timeout),
-        heketi_observer=metrics.observe_heketi,
-        intent_namespace=settings.namespace,
-    )
-    return Controller(kube, provisioner, settings, caches=caches, metrics=metrics)
-
-
-def run(
-    settings: Settings,
-    *,
-    leader_election: bool = True,
-    exit_hard: Callable[[int], NoReturn] = os._exit,
-) -> int:
-    from provisioner.observability import start_health_server
-
-    stop = _stop_on_signals()
-    controller = build_controller(settings)
-    lost = threading.Event()
-    elector = (
-        None
-        if not leader_election
-        else _elector(controller, settings, stop, lost, exit_hard=exit_hard)
-    )
-
-    def ready() -> bool:
-        # A standby is ready by design: a rollout waits for Ready pods, and only one
-        # replica can ever lead.
-        if elector is None or elector.is_leader():
-            return controller.ready()
-        return not stop.is_set()
-
-    def problems() -> list[str]:
-        found = controller.problems()
-        if elector is not None and not elector.running() and not stop.is_set():
-            found.append("leader election thread ended")
-        return found
-
-    health = start_health_server(
-        settings.metrics_address, metrics=controller.metrics, ready=ready, problems=problems
-    )
-    if elector is None:
-        controller.start()
-        controller.metrics.leader.set(1)  # without election this replica acts as leader
-    else:
-        elector.start()
-    stop.wait()
-    # Lost the Lease: another replica may already be working, stop at once.
-    lost_lease = lost.is_set()  # release() below ends leadership too: decide now
-    finished = controller.stop(0.0 if lost_lease else settings.shutdown_grace)
-    if elector is not None and lost_lease:
-        elector.stop()  # reached only when exit_hard returned (tests): no write to a lost Lease
-    elif elector is not None:
-        elector.release()
-    controller.metrics.leader.set(0)
-    if health is not None:
-        health.stop()
-    return 0 if finished and not lost_lease else 1
-
-
-def _elector(
-    controller: Controller,
-    settings: Settings,
-    stop: threading.Event,
-    lost: threading.Event,
-    *,
-    exit_hard: Callable[[int], NoReturn] = os._exit,
-) -> LeaderElector:
-    """Start the controller when elected; on losing the Lease, exit (the pod restarts
-    as a standby), as client-go users do."""
-    import structlog
-
-    from provisioner.leader import LeaderElector, holder_identity, lease_name
-
-    def start_in_background() -> None:  # callbacks must return at once
-        controller.metrics.leader.set(1)
-
-        def start() -> None:
-            try:
-                controller.start()
-            except Exception:
-                stop.set()
-                raise
-
-        threading.Thread(target=start, name="controller-start", daemon=True).start()
-
-    def step_down() -> None:
-        controller.metrics.leader.set(0)
-        stop.set()
-
-    def exit_at_once() -> None:
-        """Another replica may take the Lease as soon as it expires, while Heketi
-        requests of this one are still in flight: a graceful stop would let them run on,
-        and a release would be a write by a process that no longer leads. Only ending
-        the process stops everything at once; the Deployment restarts it as a standby."""
-        lost.set()
-        try:
-            structlog.get_logger(__name__).error(
-                "leader.lost", lease=f"{elector.namespace}/{elector.name}", action="exit"
-            )
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            exit_hard(1)
-
-    elector = LeaderElector(
-        controller.kube,
-        namespace=settings.namespace,
-        name=lease_name(settings.provisioner_name),
-        identity=holder_identity(os.environ.get("POD_NAME")),
-        lease_duration=settings.leader_election_lease_duration,
-        renew_deadline=settings.leader_election_lease_duration * 2 / 3,
-        retry_period=settings.leader_election_lease_duration * 2 / 15,
-        on_started_leading=start_in_background,
-        on_stopped_leading=step_down,
-        on_lost_leading=exit_at_once,
-    )
-    return elector
-
-
 def sandbox(args: argparse.Namespace, settings: Settings) -> int:
-    from provisioner.sandbox.demo import run_demo
-    from provisioner.sandbox.stack import SandboxStack, StackOptions
-
     options = StackOptions(
         kubeconfig_out=args.kubeconfig_out,
         kube_port=args.kube_port,
@@ -379,7 +262,7 @@ def sandbox(args: argparse.Namespace, settings: Settings) -> int:
     if args.demo and args.without_controller:
         print("--demo needs the controller; drop --without-controller", file=sys.stderr)
         return 2
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     with SandboxStack(options) as stack:
         key_note = (
             f"admin key: {stack.admin_key} (as given)"
@@ -400,19 +283,43 @@ def sandbox(args: argparse.Namespace, settings: Settings) -> int:
     return status
 
 
+def settings_or_error(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
+    """``settings_from``, with a refused value reported as the flag or variable it
+    came from (the flag when it is on the command line)."""
+    try:
+        settings = settings_from(args)
+    except SettingsError as err:
+        flag = "--" + err.field.replace("_", "-")
+        given = any(a == flag or a.startswith(flag + "=") for a in argv)
+        env = env_name(flag)
+        source = env if not given and env in os.environ else flag
+        raise ConfigError(f"{source}: {err.reason}") from None
+    if settings.kubeconfig is not None and not Path(settings.kubeconfig).is_file():
+        flag = "--kubeconfig"
+        given = any(a == flag or a.startswith(flag + "=") for a in argv)
+        source = flag if given else env_name(flag)
+        raise ConfigError(f"{source}: no such file: {settings.kubeconfig}")
+    return settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except ConfigError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     if args.command == "audit":
-        from provisioner.audit import audit_main
-
         return audit_main(args)
-    from provisioner.observability import configure_logging
-
-    settings = settings_from(args)
+    settings = settings_or_error(args, argv)
     if args.command == "run":
         configure_logging(settings.log_format, settings.log_level)
         return run(settings, leader_election=not args.no_leader_election)

@@ -2,12 +2,25 @@
 
 The CLI builds one ``Settings`` from flags and ``HEKETI_PROVISIONER_*`` variables;
 nothing else reads the environment, so what a process runs with is visible in
-one place (and in its start-up log line).
+one place (and in its start-up log line). A value that cannot work raises
+``SettingsError`` naming the field, which the CLI turns into one line naming the
+flag or variable it came from.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_HEKETI_CONCURRENCY",
+    "DEFAULT_PROVISIONER_NAME",
+    "DEFAULT_WORKERS",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "Settings",
+    "SettingsError",
+    "parse_address",
+]
 
 DEFAULT_PROVISIONER_NAME = "gluster.org/heketi"
 # Heketi's own default limit of in-flight operations is 8; stay at or below it.
@@ -15,6 +28,28 @@ DEFAULT_HEKETI_CONCURRENCY = 8
 # Workers outnumber the Heketi cap so that cheap work (skips, deletes of gone
 # volumes, events) never waits behind claims blocked on Heketi.
 DEFAULT_WORKERS = 16
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work; ``field`` is the ``Settings`` field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+def parse_address(address: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` / ``:PORT`` → (host, port); ``0`` or empty → None (disabled)."""
+    address = address.strip()
+    if address in ("", "0"):
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"metrics address {address!r} is not HOST:PORT")
+    return (host.strip("[]") or "0.0.0.0"), int(port)
 
 
 @dataclass(frozen=True)
@@ -93,19 +128,36 @@ class Settings:
     1800."""
 
     def __post_init__(self) -> None:
+        for name, problem in self._problems():
+            raise SettingsError(name, problem)
+
+    def _problems(self) -> list[tuple[str, str]]:
+        found = []
         if self.workers < 1:
-            raise ValueError("workers must be at least 1")
+            found.append(("workers", "must be at least 1"))
         if self.heketi_concurrency < 1:
-            raise ValueError("heketi_concurrency must be at least 1")
-        if self.backoff_base <= 0 or self.backoff_cap < self.backoff_base:
-            raise ValueError("backoff_base must be > 0 and backoff_cap >= backoff_base")
-        if self.log_format not in ("auto", "json", "console"):
-            raise ValueError("log_format must be json, console or auto")
-        if self.orphan_sweep_period < 0 or self.orphan_grace_seconds < 0:
-            raise ValueError("orphan_sweep_period and orphan_grace_seconds must be >= 0")
+            found.append(("heketi_concurrency", "must be at least 1"))
+        if self.backoff_base <= 0:
+            found.append(("backoff_base", "must be > 0"))
+        if self.backoff_cap < self.backoff_base:
+            found.append(("backoff_cap", "must be >= backoff_base"))
+        if self.log_format not in LOG_FORMATS:
+            found.append(("log_format", "must be json, console or auto"))
+        if self.log_level not in LOG_LEVELS:
+            found.append(("log_level", "must be debug, info, warning or error"))
+        if self.resync_period <= 0:
+            found.append(("resync_period", "must be > 0"))
+        for name in ("shutdown_grace", "orphan_sweep_period", "orphan_grace_seconds"):
+            if getattr(self, name) < 0:
+                found.append((name, "must be >= 0"))
         if self.heketi_timeout <= 0:
-            raise ValueError("heketi_timeout must be > 0")
+            found.append(("heketi_timeout", "must be > 0"))
         if self.leader_election_lease_duration < 3:
-            raise ValueError("leader_election_lease_duration must be at least 3 seconds")
+            found.append(("leader_election_lease_duration", "must be at least 3 seconds"))
         if not self.provisioner_name:
-            raise ValueError("provisioner_name must not be empty")
+            found.append(("provisioner_name", "must not be empty"))
+        try:
+            parse_address(self.metrics_address)
+        except ValueError:
+            found.append(("metrics_address", f"{self.metrics_address!r} is not HOST:PORT"))
+        return found

@@ -19,6 +19,8 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from provisioner.config import parse_address
+
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600)
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 NO_ANSWER = "error"
@@ -134,17 +136,6 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def parse_address(address: str) -> tuple[str, int] | None:
-    """``HOST:PORT`` / ``:PORT`` → (host, port); ``0`` or empty → None (disabled)."""
-    address = address.strip()
-    if address in ("", "0"):
-        return None
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"metrics address {address!r} is not HOST:PORT")
-    return (host.strip("[]") or "0.0.0.0"), int(port)
-
-
 class HealthServer:
     """``/metrics``; ``/healthz``: the loops are not wedged (``problems`` is empty, and
     the body lists what is wrong otherwise); ``/readyz``: ``ready()``."""
@@ -254,10 +245,11 @@ def configure_logging(
 ) -> None:
     """JSON lines for collectors, readable lines on a terminal; chosen once at start.
 
-    Modules that log through the standard library (the Gluster provisioner, leader
-    election) go through the same processors, so their lines are rendered alike and
-    carry the bound claim context too; otherwise they would reach Python's bare
-    last-resort handler and lose both.
+    Everything in ``provisioner`` logs through structlog, with an event name and
+    fields. ``heketi_client``, a plain library, logs through the standard library;
+    its lines go through the same processors, so they are rendered alike and carry
+    the bound claim context too (otherwise they would reach Python's bare
+    last-resort handler and lose both).
     """
     out = stream or sys.stdout
     if log_format == "auto":
@@ -309,6 +301,5 @@ def configure_logging(
     # Libraries stay at WARNING whatever the level: urllib3 and the kubernetes client
     # log URLs and response bodies (a Secret's data among them) at DEBUG.
     root.setLevel(max(numeric, logging.WARNING))
-    logging.getLogger("provisioner").setLevel(numeric)
     # Our own client: it logs method, path, status and timing, never bodies or keys.
     logging.getLogger("heketi_client").setLevel(numeric)

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO, TypeVar
 
-from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
-from provisioner.kubeapi import KubeAPI, KubeNotFound
+from provisioner.gluster.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
+from provisioner.gluster.credentials import heketi_secret_body
+from provisioner.k8s.errors import KubeNotFound
+from provisioner.k8s.kubeapi import KubeAPI
 from provisioner.sandbox import waiting
 from provisioner.sandbox.stack import SandboxStack
-from provisioner.secrets import heketi_secret_body
 
 T = TypeVar("T")
 

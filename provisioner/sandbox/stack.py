@@ -1,8 +1,8 @@
 """Heketi simulator + Kubernetes API sandbox + the controller, in one process.
 
-The controller is wired exactly as ``heketi-provisioner run`` wires it — from the
-kubeconfig the sandbox writes, over loopback HTTP — so what works here works the
-same against a real cluster.
+The controller is wired exactly as ``heketi-provisioner run`` wires it
+(``provisioner.app.build_controller``) — from the kubeconfig the sandbox writes,
+over loopback HTTP — so what works here works the same against a real cluster.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field, replace
 
+from provisioner.app import build_controller
 from provisioner.config import Settings
-from provisioner.controller import Controller
-from provisioner.kubeapi import KubeAPI
+from provisioner.controller.loop import Controller
+from provisioner.k8s.kubeapi import KubeAPI
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
 
@@ -74,8 +75,6 @@ class SandboxStack:
             raise
 
     def _start_controller(self) -> None:
-        from provisioner.cli import build_controller
-
         settings = replace(self.options.settings, kubeconfig=self.kubeconfig_path)
         self.controller = build_controller(settings)
         self.kube_api = self.controller.kube

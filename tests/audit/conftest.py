@@ -1,5 +1,5 @@
 """A real Heketi simulator and Kubernetes API sandbox per test, populated the way the
-provisioner populates them (GlusterProvisioner writes Heketi volumes and companions,
+provisioner populates them (GlusterProvisioner writes Heketi volumes and endpoints,
 the PV is created as the controller creates it), so the audit reads real state."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 
 from heketi_client import HeketiClient, VolumeCreateRequest, VolumeInfo
 from heketi_client.retries import RetryPolicy
-from provisioner.gluster import GlusterProvisioner
-from provisioner.heketi_pool import HeketiPool
-from provisioner.kubeapi import KubeAPI, load_api_client
+from provisioner.gluster.credentials import heketi_secret_body
+from provisioner.gluster.pool import HeketiPool
+from provisioner.gluster.provisioner import GlusterProvisioner
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
-from provisioner.secrets import heketi_secret_body
 
 ADMIN_KEY = "audit-Admin-Key-5d1e77c0-94b2f6a8e3c1d0ff"
 PROVISIONER = "gluster.org/heketi-audit-test"

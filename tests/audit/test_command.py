@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from provisioner.audit import KEY_ENV, add_audit_arguments, audit_main
+from provisioner.audit.command import KEY_ENV, add_audit_arguments, audit_main
 from provisioner.sandbox.kube import KubeSandbox
 
 from .conftest import ADMIN_KEY, NAMESPACE, PROVISIONER, Cluster
@@ -53,11 +53,11 @@ def _restore_logging() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _fast_heketi_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     """The command's own pool retries for seconds; the tests want one quick attempt."""
-    from provisioner import audit
+    from provisioner.audit import compare
 
     from .conftest import fast_pool
 
-    monkeypatch.setattr(audit, "HeketiPool", lambda **_: fast_pool())
+    monkeypatch.setattr(compare, "HeketiPool", lambda **_: fast_pool())
 
 
 def parse(cluster: Cluster, *extra: str) -> argparse.Namespace:

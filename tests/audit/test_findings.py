@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from provisioner.annotations import ANN_GID
-from provisioner.audit import run_audit
-from provisioner.audit_report import AuditReport
-from provisioner.heketi_pool import HeketiTarget
+from provisioner.audit.compare import run_audit
+from provisioner.audit.report import AuditReport
+from provisioner.gluster.annotations import ANN_GID
+from provisioner.gluster.pool import HeketiTarget
 
 from .conftest import ADMIN_KEY, NAMESPACE, PROVISIONER, Cluster, fast_pool
 

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from provisioner.audit import claim_uid_of_volume
-from provisioner.audit_report import (
+from provisioner.audit.compare import claim_uid_of_volume
+from provisioner.audit.report import (
     AuditReport,
     Duplicate,
     DuplicateVolume,
     GidCollision,
-    MissingCompanion,
+    MissingEndpoints,
     MissingVolume,
     Orphan,
     ServerSummary,
@@ -56,8 +56,8 @@ def full_report(errors: tuple[str, ...] = ()) -> AuditReport:
                 "pvc-y",
             ),
         ),
-        missing_endpoints=(MissingCompanion("pvc-z", "ns", "glusterfs-dynamic-z"),),
-        missing_services=(MissingCompanion("pvc-w", "ns", "glusterfs-dynamic-w"),),
+        missing_endpoints=(MissingEndpoints("pvc-z", "ns", "glusterfs-dynamic-z"),),
+        missing_services=(MissingEndpoints("pvc-w", "ns", "glusterfs-dynamic-w"),),
         gid_collisions=(GidCollision("fast", 2001, ("pvc-1", "pvc-2")),),
         errors=errors,
     )

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import provisioner.controller as controller_module
-from provisioner.cli import build_controller
+from provisioner.app import build_controller
 from provisioner.config import Settings
-from provisioner.controller import Controller
+from provisioner.controller.loop import Controller
 from provisioner.sandbox.waiting import wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -31,27 +30,27 @@ def bed(tmp_path: Path) -> Iterator[Servers]:
     bed.stop()
 
 
-@pytest.fixture
-def synced_volumes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the PVs a worker was asked to sync."""
+def count_volume_syncs(ctl: Controller, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the PVs a worker is asked to sync, from now on."""
     seen: list[str] = []
-    real = controller_module.sync_volume
+    real = ctl.volume_sync.sync
 
-    def counting(ctl: Controller, name: str) -> None:
+    def counting(name: str) -> None:
         seen.append(name)
-        real(ctl, name)
+        real(name)
 
-    monkeypatch.setattr(controller_module, "sync_volume", counting)
+    monkeypatch.setattr(ctl.volume_sync, "sync", counting)
     return seen
 
 
 def test_bound_volumes_reach_no_worker_and_repairs_still_happen(
-    bed: Servers, synced_volumes: list[str]
+    bed: Servers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bound: BoundSet = preload_bound(bed, 50)
     preloaded = {pv["metadata"]["name"] for pv in bound.volumes}
     settings = Settings(kubeconfig=bed.kube.kubeconfig_path, metrics_address="", workers=4)
     ctl = build_controller(settings)
+    synced_volumes = count_volume_syncs(ctl, monkeypatch)
     ctl.start()
     try:
         # The work queue is FIFO: once a claim created after the start is Bound,

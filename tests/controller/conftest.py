@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from provisioner.kubeapi import KubeAPI, load_api_client
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.kube import KubeSandbox
 from provisioner.sandbox.waiting import wait_for as wait_until
 

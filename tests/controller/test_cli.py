@@ -11,7 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from provisioner.cli import _elector, build_parser, settings_from
+from provisioner.app import leader_elector
+from provisioner.cli import build_parser, settings_from
 
 
 def help_of(command: str) -> str:
@@ -81,7 +82,7 @@ def test_timeouts_reach_the_settings_and_the_elector(monkeypatch: pytest.MonkeyP
     settings = settings_from(args)
     assert settings.heketi_timeout == 7.0
     assert settings.leader_election_lease_duration == 6.0
-    elector = _elector(
+    elector = leader_elector(
         SimpleNamespace(kube=None),  # type: ignore[arg-type]
         settings,
         threading.Event(),
@@ -112,3 +113,43 @@ def test_sandbox_demo_exits_zero(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo completed: every step held" in result.stdout
     assert "Bound after" in result.stdout
+
+
+def _without_our_variables() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("HEKETI_PROVISIONER_")}
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "named"),
+    [
+        ({"HEKETI_PROVISIONER_WORKERS": "abc"}, ["run"], "HEKETI_PROVISIONER_WORKERS='abc'"),
+        ({}, ["run", "--workers", "abc"], "--workers"),
+        ({"HEKETI_PROVISIONER_WORKERS": "0"}, ["run"], "HEKETI_PROVISIONER_WORKERS:"),
+        ({"HEKETI_PROVISIONER_WORKERS": "4"}, ["run", "--workers=0"], "--workers:"),
+        ({"HEKETI_PROVISIONER_LOG_FORMAT": "xml"}, ["run"], "HEKETI_PROVISIONER_LOG_FORMAT"),
+        ({}, ["run", "--log-format", "xml"], "--log-format"),
+        ({"HEKETI_PROVISIONER_NO_LEADER_ELECTION": "maybe"}, ["run"], "NO_LEADER_ELECTION"),
+        ({"HEKETI_PROVISIONER_HEKETI_TIMEOUT": "-1"}, ["run"], "HEKETI_PROVISIONER_HEKETI_TIMEOUT"),
+        ({}, ["run", "--leader-election-lease-duration", "1"], "--leader-election-lease"),
+        ({}, ["run", "--metrics-address", "nowhere"], "--metrics-address"),
+        ({}, ["run", "--kubeconfig", "/nonexistent/kubeconfig"], "--kubeconfig"),
+        ({"HEKETI_PROVISIONER_KUBECONFIG": "/nope"}, ["run"], "HEKETI_PROVISIONER_KUBECONFIG"),
+        ({"HEKETI_PROVISIONER_KUBE_PORT": "high"}, ["sandbox"], "HEKETI_PROVISIONER_KUBE_PORT"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_it_and_exit_2(
+    env: dict[str, str], argv: list[str], named: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "provisioner", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**_without_our_variables(), **env},
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("heketi-provisioner: error: ")
+    assert named in lines[0]
+    assert result.stdout == ""

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from provisioner.config import Settings
-from provisioner.controller import Controller
-from provisioner.kubeapi import KubeAPI
-from provisioner.protocol import InvalidInput, ProvisionError
+from provisioner.controller.contract import InvalidInput, ProvisionError
+from provisioner.controller.loop import Controller
+from provisioner.gluster.gate import GlusterfsGate
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
+from provisioner.k8s.versions import ServerVersion
 from provisioner.sandbox.kube import KubeSandbox
 
 ME = "gluster.org/heketi"
@@ -19,21 +21,14 @@ NS = "default"
 
 
 class FailingProvisioner:
-    """Pure controller behaviour: a backend that always fails the same way."""
+    """Pure controller behaviour: a backend that always fails the same way (and has the
+    Gluster backend's version gate, so the controller's handling of a Gate shows)."""
 
     def __init__(self, error: ProvisionError) -> None:
         self.error = error
         self.calls = 0
         self.lock = threading.Lock()
-
-    def prepare(
-        self,
-        pvs: Iterable[dict[str, Any]],
-        claims: Iterable[dict[str, Any]],
-        *,
-        services: Iterable[dict[str, Any]] | None = None,
-    ) -> None:
-        pass
+        self.version_gate = GlusterfsGate()
 
     def provision(self, claim: dict[str, Any], storage_class: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -43,8 +38,8 @@ class FailingProvisioner:
     def delete(self, pv: dict[str, Any]) -> None:
         pass
 
-    def repair(self, pv: dict[str, Any]) -> bool:
-        return False
+    def gate(self, storage_class: dict[str, Any], server: ServerVersion) -> str | None:
+        return self.version_gate.message(storage_class, server)
 
 
 def make_claim(kube: KubeAPI, name: str = "c1") -> None:
@@ -114,7 +109,7 @@ def test_invalid_input_is_reported_once_across_resyncs(
 def test_retryable_failures_back_off_and_report_each_message_once(
     kube: KubeAPI, kube_sandbox: KubeSandbox, start_controller, wait_for
 ) -> None:
-    backend = FailingProvisioner(ProvisionError("Heketi is unreachable", retry=True))
+    backend = FailingProvisioner(ProvisionError("Heketi is unreachable"))
     ctl = start_controller(backend)
     make_claim(kube)
     wait_for(lambda: backend.calls >= 5, what="several retries")
@@ -128,8 +123,6 @@ def test_retryable_failures_back_off_and_report_each_message_once(
 
 
 def test_on_1_30_claims_get_one_warning_naming_the_override(tmp_path, wait_for) -> None:
-    from provisioner.kubeapi import load_api_client
-
     with KubeSandbox(version="1.30.2", kubeconfig_path=tmp_path / "kc") as sandbox:
         kube = KubeAPI(load_api_client(sandbox.kubeconfig_path))
         backend = FailingProvisioner(ProvisionError("must not be called"))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from provisioner.informer import Informer
-from provisioner.kubeapi import KubeAPI
+from provisioner.k8s.informer import Informer
+from provisioner.k8s.kubeapi import KubeAPI
 from provisioner.sandbox.kube import KubeSandbox
 
 NS = "default"

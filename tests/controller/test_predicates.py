@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from provisioner.annotations import (
+from provisioner.controller.keys import (
     ANN_BETA_STORAGE_CLASS,
     ANN_BETA_STORAGE_PROVISIONER,
     ANN_PROVISIONED_BY,
@@ -14,9 +14,10 @@ from provisioner.annotations import (
     ANN_STORAGE_PROVISIONER,
     FINALIZER,
 )
-from provisioner.predicates import (
+from provisioner.controller.predicates import (
     ClaimVerdict,
     VolumeAction,
+    claim_class_name,
     should_delete,
     should_provision,
     should_repair,
@@ -67,12 +68,26 @@ def test_should_provision(the_claim, the_class, verdict) -> None:
     assert should_provision(the_claim, the_class, ME) is verdict
 
 
-def test_the_beta_class_annotation_names_the_class() -> None:
-    from provisioner.predicates import claim_class_name
-
-    old = claim(class_name=None, ann={ANN_BETA_STORAGE_CLASS: "silver"})
-    assert claim_class_name(old) == "silver"
-    assert claim_class_name(claim()) == "gold"
+@pytest.mark.parametrize(
+    ("spec_name", "annotation", "expected"),
+    [
+        ("gold", None, "gold"),
+        ("gold", "silver", "gold"),
+        (None, "silver", "silver"),
+        ("", "silver", None),
+        (None, None, None),
+        (None, "", None),
+    ],
+)
+def test_the_class_a_claim_names(
+    spec_name: str | None, annotation: str | None, expected: str | None
+) -> None:
+    body: dict[str, Any] = {"metadata": {"name": "data", "namespace": "app"}, "spec": {}}
+    if spec_name is not None:
+        body["spec"]["storageClassName"] = spec_name
+    if annotation is not None:
+        body["metadata"]["annotations"] = {ANN_BETA_STORAGE_CLASS: annotation}
+    assert claim_class_name(body) == expected
 
 
 def pv(
@@ -130,16 +145,19 @@ def test_should_delete(the_pv, the_claim, action) -> None:
     assert should_delete(the_pv, ME, claim=the_claim) is action
 
 
+KEY = "ns/glusterfs-dynamic-u1"
+
+
 @pytest.mark.parametrize(
-    ("the_pv", "endpoints", "service", "repair"),
+    ("the_pv", "key", "present", "repair"),
     [
-        (pv(phase="Bound"), True, True, False),
-        (pv(phase="Bound"), False, True, True),
-        (pv(phase="Bound"), True, False, True),
-        (pv(phase="Released"), False, False, False),
-        (pv(phase="Bound", by="someone.else/x"), False, False, False),
-        (pv(phase="Bound", deleting=True), False, False, False),
+        (pv(phase="Bound"), KEY, True, False),
+        (pv(phase="Bound"), KEY, False, True),
+        (pv(phase="Bound"), None, False, False),  # the backend keeps nothing beside it
+        (pv(phase="Released"), KEY, False, False),
+        (pv(phase="Bound", by="someone.else/x"), KEY, False, False),
+        (pv(phase="Bound", deleting=True), KEY, False, False),
     ],
 )
-def test_should_repair(the_pv, endpoints, service, repair) -> None:
-    assert should_repair(the_pv, ME, endpoints_present=endpoints, service_present=service) is repair
+def test_should_repair(the_pv, key, present, repair) -> None:
+    assert should_repair(the_pv, ME, watched_key=key, all_present=present) is repair

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from provisioner.workqueue import WorkQueue, start_workers
+from provisioner.k8s.workqueue import WorkQueue, start_workers
 
 
 class FakeClock:

@@ -119,7 +119,7 @@ def test_claim_uses_the_example_class(
 
 @pytest.mark.parametrize("everything", [False, True], ids=["active", "all-uncommented"])
 def test_parameters_are_accepted_by_the_parser(everything: bool) -> None:
-    classes = pytest.importorskip("provisioner.classes")
+    classes = pytest.importorskip("provisioner.gluster.parameters")
     text = _uncommented_class_text() if everything else CLASS_FILE.read_text()
     params = yaml.safe_load(text)["parameters"]
     parsed = classes.parse_class_parameters(params)

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
+from provisioner.app import build_controller
 from provisioner.config import Settings
-from provisioner.controller import Caches, Controller
-from provisioner.gluster import GlusterProvisioner
-from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
+from provisioner.controller.loop import Controller
+from provisioner.gluster.credentials import heketi_secret_body
+from provisioner.k8s.errors import KubeNotFound
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.stack import SandboxStack, StackOptions
 from provisioner.sandbox.waiting import wait_for
-from provisioner.secrets import heketi_secret_body
 
 PROVISIONER = "gluster.org/heketi"
 NAMESPACE = "default"
@@ -55,16 +56,8 @@ class Cluster:
 
     def start_controller(self, **overrides: Any) -> Controller:
         """A new controller process, wired as the stack (and ``run``) wire it."""
-        settings = replace(self.settings, **overrides)
-        kube = KubeAPI(load_api_client(self.stack.kubeconfig_path))
-        caches = Caches(kube, settings)
-        gluster = GlusterProvisioner(
-            kube=kube,
-            provisioner_name=settings.provisioner_name,
-            class_lookup=caches.storage_class,
-            heketi_concurrency=settings.heketi_concurrency,
-        )
-        self.controller = Controller(kube, gluster, settings, caches=caches)
+        settings = replace(self.settings, kubeconfig=self.stack.kubeconfig_path, **overrides)
+        self.controller = build_controller(settings)
         self.controller.start()
         return self.controller
 

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from heketi_client import HeketiClient, VolumeCreateRequest
-from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID, ANN_PROVISIONED_BY
+from provisioner.controller.keys import ANN_PROVISIONED_BY
+from provisioner.gluster.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
 
 if TYPE_CHECKING:
     from conftest import Cluster

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID, FINALIZER
+from provisioner.controller.keys import FINALIZER
+from provisioner.gluster.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
 
 if TYPE_CHECKING:
     from conftest import Cluster

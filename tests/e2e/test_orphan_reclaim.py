@@ -1,18 +1,15 @@
 """The leak the orphan sweep closes, end to end: a process dies between the Heketi create
 and the PV write, and the claim is deleted while no process runs. The sweep starts
-from the intent record written on the claim's Service before the create."""
+from the intent record written in the controller's namespace before the create."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from heketi_client import HeketiClient, VolumeCreateRequest
-from provisioner.audit import run_audit
-from provisioner.controller import Caches, Controller
-from provisioner.gluster import GlusterProvisioner
-from provisioner.kubeapi import KubeAPI, load_api_client
+from provisioner.audit.compare import run_audit
+from provisioner.controller.loop import Controller
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -22,20 +19,8 @@ ADMIN_KEY = "e2e-admin-key-0123456789abcdef"  # as in conftest.py
 
 
 def start_sweeping_controller(cluster: Cluster, *, period: float, grace: float) -> Controller:
-    """As ``Cluster.start_controller``, with the grace handed to the provisioner too."""
-    settings = replace(cluster.settings, orphan_sweep_period=period, orphan_grace_seconds=grace)
-    kube = KubeAPI(load_api_client(cluster.stack.kubeconfig_path))
-    caches = Caches(kube, settings)
-    gluster = GlusterProvisioner(
-        kube=kube,
-        provisioner_name=settings.provisioner_name,
-        class_lookup=caches.storage_class,
-        heketi_concurrency=settings.heketi_concurrency,
-        orphan_grace_seconds=settings.orphan_grace_seconds,
-    )
-    cluster.controller = Controller(kube, gluster, settings, caches=caches)
-    cluster.controller.start()
-    return cluster.controller
+    """As ``Cluster.start_controller``, sweeping every ``period`` with that grace."""
+    return cluster.start_controller(orphan_sweep_period=period, orphan_grace_seconds=grace)
 
 
 def test_a_volume_left_by_a_killed_process_is_reclaimed(cluster_factory: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
+from provisioner.gluster.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
 
 if TYPE_CHECKING:
     from conftest import Cluster

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from heketi_client.retries import RetryPolicy
-from provisioner.gluster import GlusterProvisioner
-from provisioner.heketi_pool import HeketiPool
-from provisioner.kubeapi import KubeAPI, load_api_client
-from provisioner.protocol import ProvisionError
+from provisioner.controller.contract import Outcome, ProvisionError
+from provisioner.gluster.credentials import heketi_secret_body
+from provisioner.gluster.pool import HeketiPool
+from provisioner.gluster.provisioner import GlusterProvisioner
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
-from provisioner.secrets import heketi_secret_body
 
 ADMIN_KEY = "admin-Key-7f3c9e1b"
 USER_KEY = "user-Key-44aa0d2e"
@@ -154,7 +154,7 @@ class World:
             try:
                 return gluster.provision(claim, sc)
             except ProvisionError as err:
-                if not err.retry:
+                if err.outcome is not Outcome.RETRY:
                     raise
         return gluster.provision(claim, sc)
 

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID, ANN_PROVISIONED_BY
-from provisioner.protocol import ProvisionError
+from provisioner.controller.contract import Outcome, ProvisionError
+from provisioner.controller.keys import ANN_PROVISIONED_BY
+from provisioner.gluster.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
 
 if TYPE_CHECKING:
     from conftest import World
@@ -85,7 +86,7 @@ def test_delete_without_secret_or_memory_says_restore_the_secret(world: World) -
         world.provisioner().delete(pv)
 
     assert f"Secret {NAMESPACE}/{secret}" in caught.value.message
-    assert caught.value.retry
+    assert caught.value.outcome is Outcome.RETRY
     assert len(world.sim.volumes()) == 1
 
 
@@ -232,7 +233,7 @@ def test_a_404_that_is_not_heketis_own_keeps_the_pv_and_the_volume(
     proxy's page, Go's router "404 page not found" for a wrong path prefix) answers
     404. Counting that as "already gone" would delete the PV and leak its volume and
     GID; it must be an error, retried."""
-    from provisioner.annotations import ANN_RESTURL
+    from provisioner.gluster.annotations import ANN_RESTURL
 
     gluster = world.provisioner()
     sc = world.storage_class()
@@ -247,6 +248,7 @@ def test_a_404_that_is_not_heketis_own_keeps_the_pv_and_the_volume(
     finally:
         server.shutdown()
         server.server_close()
-    assert caught.value.retry
+    assert caught.value.outcome is Outcome.RETRY
     assert len(world.sim.volumes()) == 1
-    assert gluster.gids.is_used(sc["metadata"]["name"], int(pv["metadata"]["annotations"][ANN_GID]))
+    gid = int(pv["metadata"]["annotations"][ANN_GID])
+    assert gluster.ledger.gids.is_used(sc["metadata"]["name"], gid)

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from provisioner.annotations import ANN_GID
-from provisioner.protocol import InvalidInput, ProvisionError
+from provisioner.controller.contract import InvalidInput, Outcome, ProvisionError
+from provisioner.gluster.annotations import ANN_GID
 
 if TYPE_CHECKING:
     from conftest import World
@@ -33,7 +33,7 @@ def test_user_role_is_told_to_use_admin(world: World) -> None:
     assert "Administrator access required" in error.message
     assert '"user" role' in error.message
     assert "restuser: admin" in error.message
-    assert error.retry is False
+    assert error.outcome is Outcome.WAIT_FOR_CHANGE
 
 
 def test_volume_created_by_the_user_role_is_found_after_the_class_is_fixed(
@@ -65,7 +65,7 @@ def test_no_space_names_size_and_durability(world: World) -> None:
     sc = world.storage_class(volumetype="replicate:3")
     error = provision_error(world, world.claim(sc, size="5000Gi"), sc)
     assert "Heketi has no room for a 5000 GiB replicate:3 volume" in error.message
-    assert error.retry
+    assert error.outcome is Outcome.RETRY
 
 
 def test_unreachable_heketi_names_the_url_and_the_gid_stays_with_the_claim(
@@ -83,7 +83,7 @@ def test_unreachable_heketi_names_the_url_and_the_gid_stays_with_the_claim(
     finally:
         world.sim.up()
     assert error.message.startswith(f"cannot reach Heketi at {url}: ")
-    assert error.retry
+    assert error.outcome is Outcome.RETRY
     pv = gluster.provision(world.claim(sc), sc)
     assert pv["metadata"]["annotations"][ANN_GID] == "2001"
     retried = gluster.provision(failed, sc)
@@ -95,7 +95,7 @@ def test_heketi_rejection_is_quoted(world: World) -> None:
     world.sim.faults.fail_next("volume_create", status=400, text="Invalid replica value")
     error = provision_error(world, world.claim(sc), sc)
     assert "400 Invalid replica value" in error.message
-    assert error.retry is False
+    assert error.outcome is Outcome.WAIT_FOR_CHANGE
 
 
 BAD_PARAMETERS = [

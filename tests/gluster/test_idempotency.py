@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from heketi_client import HeketiClient, VolumeCreateRequest
-from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
-from provisioner.gluster import GlusterProvisioner
-from provisioner.protocol import ProvisionError
+from provisioner.controller.contract import Outcome, ProvisionError
+from provisioner.gluster.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
+from provisioner.gluster.provisioner import GlusterProvisioner
 
 if TYPE_CHECKING:
     from conftest import World
@@ -25,7 +25,7 @@ ADMIN_KEY = "admin-Key-7f3c9e1b"  # as in conftest.py
 def fail_once(world: World, gluster: GlusterProvisioner, claim: dict, sc: dict) -> ProvisionError:
     with pytest.raises(ProvisionError) as caught:
         gluster.provision(claim, sc)
-    assert caught.value.retry
+    assert caught.value.outcome is Outcome.RETRY
     return caught.value
 
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import structlog
 
 from heketi_client import HeketiClient, VolumeCreateRequest
-from provisioner.annotations import ANN_GID
-from provisioner.gluster import GlusterProvisioner
-from provisioner.orphans import OrphanSweeper
+from provisioner.gluster.annotations import ANN_GID
+from provisioner.gluster.provisioner import GlusterProvisioner
+from provisioner.sandbox.waiting import wait_for
 
 if TYPE_CHECKING:
     from conftest import World
@@ -52,7 +52,7 @@ def heketi(world: World) -> HeketiClient:
 
 def sweeper_of(world: World, clock: Clock, grace: float = GRACE) -> GlusterProvisioner:
     gluster = world.provisioner(orphan_grace_seconds=grace, clock=clock)
-    assert gluster.orphans.grace_seconds == grace
+    assert gluster.sweeper.grace_seconds == grace
     return gluster
 
 
@@ -72,10 +72,14 @@ def delete_claim(world: World, claim: dict[str, Any]) -> None:
     """Delete and wait until it is gone (the protection finalizer goes asynchronously)."""
     name = claim["metadata"]["name"]
     world.kube.delete("persistentvolumeclaims", name, NAMESPACE)
-    wait(lambda: world.sandbox.get_object("persistentvolumeclaims", NAMESPACE, name) is None)
+    wait_for(
+        lambda: world.sandbox.get_object("persistentvolumeclaims", NAMESPACE, name) is None,
+        10.0,
+        f"claim {name} to go",
+    )
 
 
-def companions_of(world: World, claim: dict[str, Any]) -> list[str]:
+def endpoints_of(world: World, claim: dict[str, Any]) -> list[str]:
     name = f"glusterfs-dynamic-{claim['metadata']['uid']}"
     return [
         kind
@@ -100,7 +104,7 @@ def test_a_crash_orphan_goes_on_the_second_sweep_after_the_grace(
     gid = int(pv["metadata"]["annotations"][ANN_GID])
     gluster = sweeper_of(world, clock)
     gluster.prepare([], [])
-    assert gluster.gids.is_used(sc["metadata"]["name"], gid)  # from the record
+    assert gluster.ledger.gids.is_used(sc["metadata"]["name"], gid)  # from the record
     world.sim.reset_requests()
 
     assert sweep(gluster, world) == 0  # first sighting
@@ -110,8 +114,8 @@ def test_a_crash_orphan_goes_on_the_second_sweep_after_the_grace(
     assert sweep(gluster, world) == 1
 
     assert names(world) == set()
-    assert companions_of(world, claim) == []
-    assert not gluster.gids.is_used(sc["metadata"]["name"], gid)
+    assert endpoints_of(world, claim) == []
+    assert not gluster.ledger.gids.is_used(sc["metadata"]["name"], gid)
     assert gluster.next_reconcile_in() is None
     # One list to find it by name, one GET for the id it had not seen, the delete.
     counts = world.counts()
@@ -192,8 +196,8 @@ def test_a_record_whose_create_failed_just_loses_its_record_and_gid(
     with pytest.raises(Exception, match="brick mount failed"):
         gluster.provision(claim, sc)
     assert len(world.records()) == 1  # the record, written first
-    assert companions_of(world, claim) == []  # written only once a volume exists
-    assert gluster.gids.is_used(sc["metadata"]["name"], 2000)
+    assert endpoints_of(world, claim) == []  # written only once a volume exists
+    assert gluster.ledger.gids.is_used(sc["metadata"]["name"], 2000)
     delete_claim(world, claim)
     world.sim.reset_requests()
 
@@ -201,7 +205,7 @@ def test_a_record_whose_create_failed_just_loses_its_record_and_gid(
     assert sweep(gluster, world) == 0  # no volume was reclaimed
 
     assert world.records() == []
-    assert not gluster.gids.is_used(sc["metadata"]["name"], 2000)
+    assert not gluster.ledger.gids.is_used(sc["metadata"]["name"], 2000)
     assert world.counts() == {}  # this process saw the clean failure: nothing to ask
 
 
@@ -219,7 +223,7 @@ def test_a_stranger_looks_a_record_up_by_name_and_finds_nothing(world: World, cl
     sweep(gluster, world)
     assert sweep(gluster, world) == 0
 
-    assert companions_of(world, claim) == []
+    assert endpoints_of(world, claim) == []
     assert world.counts() == {"GET /volumes 200": 1}
 
 
@@ -267,8 +271,8 @@ def test_a_provision_in_flight_in_this_process_is_not_raced(world: World, clock:
     try:
         assert hold.wait_reached(10.0)
         name = f"pvc-{claim['metadata']['uid']}"
-        wait(lambda: name in names(world))
-        assert claim["metadata"]["uid"] in gluster.in_flight_claims()
+        wait_for(lambda: name in names(world), 10.0, "the Heketi volume")
+        assert claim["metadata"]["uid"] in gluster.ledger.attempts.in_flight()
         delete_claim(world, claim)
         for _ in range(3):
             assert sweep(gluster, world) == 0
@@ -277,21 +281,10 @@ def test_a_provision_in_flight_in_this_process_is_not_raced(world: World, clock:
         hold.release()
         worker.join(30.0)
     assert not worker.is_alive()
-    assert gluster.in_flight_claims() == set()
+    assert gluster.ledger.attempts.in_flight() == set()
 
 
-def wait(predicate: Any, timeout: float = 10.0) -> None:
-    """Wait on a condition with a deadline (the pause only paces the loop)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        threading.Event().wait(0.02)
-
-
-def test_a_retain_class_keeps_its_volume_and_warns_once(
-    world: World, clock: Clock, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_retain_class_keeps_its_volume_and_warns_once(world: World, clock: Clock) -> None:
     """A Released PV of a Retain class, deleted by its operator, leaves exactly such a
     record, and its data is meant to stay."""
     gluster = sweeper_of(world, clock, grace=0.0)
@@ -299,14 +292,16 @@ def test_a_retain_class_keeps_its_volume_and_warns_once(
     claim, _ = crash_orphan(world, retain)
     world.sim.reset_requests()
 
-    with caplog.at_level(logging.WARNING, logger="provisioner.orphans"):
+    with structlog.testing.capture_logs() as logs:
         for _ in range(3):
             assert sweep(gluster, world) == 0
     assert f"pvc-{claim['metadata']['uid']}" in names(world)
-    assert companions_of(world, claim) == ["endpoints", "services"]
-    warnings = [r.getMessage() for r in caplog.records if "keeping Heketi volume" in r.getMessage()]
-    assert len(warnings) == 1
-    assert "retains volumes" in warnings[0]
+    assert endpoints_of(world, claim) == ["endpoints", "services"]
+    kept = [e for e in logs if e["event"] == "orphan.kept"]
+    assert len(kept) == 1
+    assert kept[0]["log_level"] == "warning"
+    assert kept[0]["claim_uid"] == claim["metadata"]["uid"]
+    assert "retains volumes" in kept[0]["reason"]
     assert world.counts() == {}
 
 
@@ -325,29 +320,34 @@ def test_a_gid_a_pv_of_the_class_holds_is_not_released(world: World, clock: Cloc
     assert sweep(gluster, world, [holder]) == 1
 
     assert names(world) == set()
-    assert gluster.gids.is_used(sc["metadata"]["name"], int(gid))
+    assert gluster.ledger.gids.is_used(sc["metadata"]["name"], int(gid))
 
 
 def test_the_key_never_reaches_the_log(
     world: World, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     sc = world.storage_class()
-    crash_orphan(world, sc)
+    claim, _ = crash_orphan(world, sc)
     gluster = sweeper_of(world, clock, grace=0.0)
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), structlog.testing.capture_logs() as logs:
         sweep(gluster, world)
         world.sim.faults.fail_next("GET /volumes", count=2, status=500, text="boom")
         assert sweep(gluster, world) == 0  # a failed look-up: logged, no raise
         assert sweep(gluster, world) == 1
-    text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "reclaimed orphaned Heketi volume pvc-" in text
-    assert world.sim.url in text
-    assert ADMIN_KEY not in text
+    assert [e["event"] for e in logs if e["event"].startswith("orphan_sweep.")] == [
+        "orphan_sweep.lookup_failed"
+    ]
+    (reclaimed,) = [e for e in logs if e["event"] == "orphan.reclaimed"]
+    assert reclaimed["heketi_volume"] == f"pvc-{claim['metadata']['uid']}"
+    assert reclaimed["server"] == world.sim.url
+    heketi_lines = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert caplog.records  # heketi_client's own lines were captured too
+    assert ADMIN_KEY not in repr(logs) + heketi_lines
 
 
 def test_a_negative_grace_is_refused(world: World) -> None:
     with pytest.raises(ValueError, match="grace"):
-        OrphanSweeper(world.provisioner(), grace_seconds=-1)
+        world.provisioner(orphan_grace_seconds=-1)
 
 
 def test_a_record_whose_pv_exists_is_retired_without_asking_heketi(
@@ -378,7 +378,7 @@ def _forge_record(world: World, claim: dict[str, Any], **changes: str) -> None:
 
 @pytest.mark.parametrize("field", ["volumeName", "resturl", "storageClass"])
 def test_a_record_that_disagrees_with_its_class_is_kept(
-    world: World, heketi: HeketiClient, clock: Clock, field: str, caplog: Any
+    world: World, heketi: HeketiClient, clock: Clock, field: str
 ) -> None:
     """The class, not the record, says where the volume is and what it is called: a
     record naming another volume, another server or a class that is not ours (edited
@@ -407,14 +407,16 @@ def test_a_record_that_disagrees_with_its_class_is_kept(
     delete_claim(world, claim)
     world.sim.reset_requests()
 
-    with caplog.at_level(logging.WARNING):
+    with structlog.testing.capture_logs() as logs:
         for _ in range(3):
             assert sweep(gluster, world) == 0
             clock.now += GRACE
     assert victim in names(world)
     assert world.counts() == {}
     assert len(world.records()) == 1
-    assert "keeping Heketi volume" in caplog.text
+    assert [e["claim_uid"] for e in logs if e["event"] == "orphan.kept"] == [
+        claim["metadata"]["uid"]
+    ]
 
 
 def test_an_unreadable_volume_is_skipped_but_keeps_an_orphan_record(
@@ -428,17 +430,17 @@ def test_an_unreadable_volume_is_skipped_but_keeps_an_orphan_record(
     claim, _pv = crash_orphan(world, sc)
     heketi.create_volume(VolumeCreateRequest(size=1, name="operators-own"))
     gid = 2000
-    assert gluster.gids.is_used(sc["metadata"]["name"], gid) is False  # fresh process
+    assert gluster.ledger.gids.is_used(sc["metadata"]["name"], gid) is False  # fresh process
     gluster.prepare([], [])
     world.sim.faults.fail_next("GET /volumes/{id}", count=2, status=200, text='{"id": 7}')
 
     for _ in range(2):
         assert sweep(gluster, world) == 0
         clock.now += GRACE
-    index = gluster.indexes.for_server(world.sim.url)
+    index = gluster.ledger.indexes.for_server(world.sim.url)
     assert len(index.unreadable) == 2  # both volumes were new to this index
     assert len(world.records()) == 1
-    assert gluster.gids.is_used(sc["metadata"]["name"], gid)
+    assert gluster.ledger.gids.is_used(sc["metadata"]["name"], gid)
     assert f"pvc-{claim['metadata']['uid']}" in names(world)
 
     assert sweep(gluster, world) == 1  # Heketi answers properly again: reclaimed

@@ -6,9 +6,9 @@ import json
 import threading
 from typing import TYPE_CHECKING
 
-from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID, LABEL_PROVISIONED_FOR_PVC
-from provisioner.intent import read_intent
-from provisioner.protocol import ProvisionError
+from provisioner.controller.contract import Outcome, ProvisionError
+from provisioner.gluster.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID, LABEL_PROVISIONED_FOR_PVC
+from provisioner.gluster.intent import read_intent
 
 if TYPE_CHECKING:
     from conftest import World
@@ -131,7 +131,7 @@ def test_companion_failure_is_retried_without_a_second_volume(world: World) -> N
     try:
         gluster.provision(claim, sc)
     except ProvisionError as err:
-        assert err.retry
+        assert err.outcome is Outcome.RETRY
         assert "writing Endpoints" in err.message
         assert "etcd hiccup" in err.message
     else:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from provisioner.protocol import InvalidInput
+from provisioner.controller.contract import InvalidInput
 
 if TYPE_CHECKING:
     from conftest import World

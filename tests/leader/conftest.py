@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from provisioner.kubeapi import KubeAPI, load_api_client
-from provisioner.leader import LeaderElector
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
+from provisioner.k8s.leader import LeaderElector
 from provisioner.sandbox.kube import KubeSandbox
 
 NAMESPACE = "kube-system"

@@ -17,8 +17,8 @@ from typing import Any
 
 import urllib3
 
-from provisioner.kubeapi import KubeAPI
-from provisioner.leader import LeaderElector
+from provisioner.k8s.kubeapi import KubeAPI
+from provisioner.k8s.leader import LeaderElector
 
 NAMESPACE = "kube-system"
 LEASE = "heketi-provisioner-fake"

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from provisioner.kubeapi import KubeAPI, load_api_client
-from provisioner.leader import LeaderElector, holder_identity, lease_name, micro_time
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
+from provisioner.k8s.leader import LeaderElector
+from provisioner.k8s.leases import holder_identity, lease_name, micro_time
 from provisioner.sandbox.kube import KubeSandbox
 
 from .conftest import LEASE, NAMESPACE, WAIT, Electors, LeaseWrites, lease

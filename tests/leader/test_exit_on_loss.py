@@ -1,7 +1,7 @@
 """Losing the Lease ends the process at once and writes nothing more to the Lease;
 a clean shutdown (SIGTERM) still hands the Lease back.
 
-This goes through ``cli.run`` with a fake controller and a fake Lease API in real
+This goes through ``app.run`` with a fake controller and a fake Lease API in real
 time (a 3 s lease, the shortest the settings allow), with ``exit_hard`` recording the
 exit instead of ending pytest.
 """
@@ -16,9 +16,9 @@ from typing import NoReturn, cast
 import pytest
 import structlog
 
-from provisioner import cli
+from provisioner import app
 from provisioner.config import Settings
-from provisioner.kubeapi import KubeAPI
+from provisioner.k8s.kubeapi import KubeAPI
 from provisioner.observability import Metrics
 
 from .conftest import WAIT, Waiter
@@ -26,7 +26,7 @@ from .fakes import FakeLeaseServer
 
 
 class FakeController:
-    """What ``cli.run`` uses of a Controller; the Heketi side is not needed here."""
+    """What ``app.run`` uses of a Controller; the Heketi side is not needed here."""
 
     def __init__(self, kube: KubeAPI) -> None:
         self.kube = kube
@@ -62,7 +62,7 @@ class Exits(Waiter):
 
 
 class Run:
-    """``cli.run`` on a thread, with a fake controller and a stop event for SIGTERM."""
+    """``app.run`` on a thread, with a fake controller and a stop event for SIGTERM."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.server = FakeLeaseServer(clock=time.monotonic, advance=time.sleep)
@@ -71,12 +71,12 @@ class Run:
         self.exits = Exits()
         self.result: list[int] = []
         monkeypatch.delenv("POD_NAMESPACE", raising=False)
-        monkeypatch.setattr(cli, "build_controller", lambda _settings: self.controller)
-        monkeypatch.setattr(cli, "_stop_on_signals", lambda: self.sigterm)
+        monkeypatch.setattr(app, "build_controller", lambda _settings: self.controller)
+        monkeypatch.setattr(app, "stop_on_signals", lambda: self.sigterm)
         settings = Settings(metrics_address="", leader_election_lease_duration=3.0)
         exit_hard = cast("Callable[[int], NoReturn]", self.exits)
         self.thread = threading.Thread(
-            target=lambda: self.result.append(cli.run(settings, exit_hard=exit_hard)),
+            target=lambda: self.result.append(app.run(settings, exit_hard=exit_hard)),
             name="cli-run",
             daemon=True,
         )

@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 
-from provisioner.cli import build_controller
+from provisioner.app import build_controller
 from provisioner.config import Settings
-from provisioner.controller import Controller
-from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
+from provisioner.controller.loop import Controller
+from provisioner.gluster.credentials import heketi_secret_body
+from provisioner.k8s.errors import KubeNotFound
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.observability import HealthServer, start_health_server
 from provisioner.sandbox.stack import SandboxStack, StackOptions
 from provisioner.sandbox.waiting import wait_for
-from provisioner.secrets import heketi_secret_body
 
 NAMESPACE = "default"
 ADMIN_KEY = "observability-admin-key-0123456789"

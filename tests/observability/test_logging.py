@@ -59,10 +59,12 @@ def test_every_line_about_the_claim_carries_its_context(
         "volume": pv["metadata"]["name"],
     }
     about = [r for r in records if r.get("claim") == name or r.get("volume") == expected["volume"]]
-    # Heketi requests, the Gluster provisioner's stdlib lines, the summaries: all of them.
+    # Heketi requests (heketi_client's stdlib lines), the Gluster backend's events, the
+    # summaries: all of them.
     events = {r["event"] for r in about}
     assert any(e.startswith("heketi request") for e in events), events
-    assert any(r.get("logger") == "provisioner.gluster" for r in about), events
+    assert any(str(r.get("logger")).startswith("heketi_client.") for r in about), events
+    assert "heketi_volume.created" in events, events
     for record in about:
         assert {k: record.get(k) for k in CONTEXT} == expected, record
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NoReturn, cast
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from provisioner.cli import _elector
+from provisioner.app import leader_elector
 
 if TYPE_CHECKING:
     from conftest import World
@@ -127,7 +127,7 @@ def test_leader_gauge_follows_the_elector_callbacks(
     stop, lost = threading.Event(), threading.Event()
     exits: list[int] = []  # a lost lease must fail this test, not end pytest (os._exit)
     exit_hard = cast("Callable[[int], NoReturn]", exits.append)
-    elector = _elector(controller, world.settings, stop, lost, exit_hard=exit_hard)
+    elector = leader_elector(controller, world.settings, stop, lost, exit_hard=exit_hard)
     assert value(world.metrics(), "heketi_provisioner_leader") == 0
 
     elector.start()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from provisioner.cli import _elector
+from provisioner.app import leader_elector
 
 if TYPE_CHECKING:
     from conftest import World
@@ -78,7 +78,7 @@ def used(records: list[Any]) -> set[Grant]:
 def run_flows(world: World) -> None:
     controller = world.build(orphan_sweep_period=3600.0, namespace=CONTROLLER_NAMESPACE)
     stop, lost = threading.Event(), threading.Event()
-    elector = _elector(controller, controller.settings, stop, lost)
+    elector = leader_elector(controller, controller.settings, stop, lost)
     elector.start()
     world.wait_for(controller.ready, what="the elected controller to start")
 

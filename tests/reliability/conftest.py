@@ -28,15 +28,17 @@ from typing import Any
 
 import pytest
 
-from provisioner.annotations import ANN_GID, ANN_PROVISIONED_BY, LABEL_PROVISIONED_FOR_PVC
-from provisioner.audit import run_audit
-from provisioner.audit_report import AuditReport
-from provisioner.intent import LABEL_INTENT
-from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
+from provisioner.audit.compare import run_audit
+from provisioner.audit.report import AuditReport
+from provisioner.controller.keys import ANN_PROVISIONED_BY
+from provisioner.gluster.annotations import ANN_GID, LABEL_PROVISIONED_FOR_PVC
+from provisioner.gluster.credentials import heketi_secret_body
+from provisioner.gluster.intent import LABEL_INTENT
+from provisioner.k8s.errors import KubeNotFound
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
 from provisioner.sandbox.waiting import wait_for
-from provisioner.secrets import heketi_secret_body
 
 PROVISIONER = "gluster.org/heketi"
 NAMESPACE = "default"

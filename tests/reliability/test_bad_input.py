@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from provisioner.quantity import gib_ceil, parse_quantity
+from provisioner.k8s.quantity import gib_ceil, parse_quantity
 
 if TYPE_CHECKING:
     from conftest import World

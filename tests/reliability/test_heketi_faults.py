@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from provisioner.config import Settings
-from provisioner.controller import Caches, Controller
-from provisioner.gluster import GlusterProvisioner
-from provisioner.kubeapi import KubeAPI, load_api_client
+from provisioner.controller.caches import Caches
+from provisioner.controller.loop import Controller
+from provisioner.gluster.provisioner import GlusterProvisioner
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 
 if TYPE_CHECKING:
     from conftest import World

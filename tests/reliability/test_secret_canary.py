@@ -13,7 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
-from provisioner.audit import run_audit
+from provisioner.audit.compare import run_audit
 
 if TYPE_CHECKING:
     from conftest import World

@@ -51,7 +51,7 @@ from typing import Any
 import pytest
 
 from heketi_client import HeketiClient, VolumeCreateRequest, VolumeInfo
-from provisioner.annotations import (
+from provisioner.gluster.annotations import (
     ANN_INTENT_CLAIM_NAME,
     ANN_INTENT_CLAIM_UID,
     ANN_INTENT_GID,
@@ -63,11 +63,12 @@ from provisioner.annotations import (
     ANN_SECRET_NAMESPACE,
     LABEL_PROVISIONED_FOR_PVC,
 )
-from provisioner.kubeapi import KubeAPI, KubeNotFound, load_api_client
+from provisioner.gluster.credentials import heketi_secret_body
+from provisioner.k8s.errors import KubeNotFound
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
 from provisioner.sandbox.waiting import wait_for
-from provisioner.secrets import heketi_secret_body
 
 REPO = Path(__file__).resolve().parents[2]
 

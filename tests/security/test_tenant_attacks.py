@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from provisioner.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID, ANN_INTENT_GID
+from provisioner.gluster.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID, ANN_INTENT_GID
 from provisioner.sandbox.waiting import wait_for
 
 from .conftest import (

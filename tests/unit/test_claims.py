@@ -1,4 +1,4 @@
-"""Claims we refuse, the size we ask for, and which class a claim names."""
+"""Claims we refuse and the size we ask for."""
 
 from __future__ import annotations
 
@@ -6,15 +6,7 @@ from typing import Any
 
 import pytest
 
-from provisioner.claims import (
-    MAX_VOLUME_GIB,
-    ClaimError,
-    requested_gib,
-    storage_class_name,
-    validate_claim,
-)
-from provisioner.objects import requested_gib as objects_requested_gib
-from provisioner.objects import validate_claim as objects_validate_claim
+from provisioner.gluster.claims import MAX_VOLUME_GIB, ClaimError, requested_gib, validate_claim
 
 
 def claim(**spec: Any) -> dict[str, Any]:
@@ -24,11 +16,6 @@ def claim(**spec: Any) -> dict[str, Any]:
     }
     base.update(spec)
     return {"metadata": {"name": "data", "namespace": "app", "uid": "u-1"}, "spec": base}
-
-
-def test_objects_reexports_claim_helpers() -> None:
-    assert objects_requested_gib is requested_gib
-    assert objects_validate_claim is validate_claim
 
 
 @pytest.mark.parametrize("modes", [["ReadWriteOnce"], ["ReadOnlyMany", "ReadWriteMany"]])
@@ -101,25 +88,3 @@ def test_requested_gib(storage: str, gib: int) -> None:
 def test_no_spec_at_all_is_an_error_not_a_crash() -> None:
     with pytest.raises(ClaimError):
         validate_claim({"metadata": {"name": "x"}})
-
-
-@pytest.mark.parametrize(
-    ("spec_name", "annotation", "expected"),
-    [
-        ("gold", None, "gold"),
-        ("gold", "silver", "gold"),
-        (None, "silver", "silver"),
-        ("", "silver", None),
-        (None, None, None),
-        (None, "", None),
-    ],
-)
-def test_storage_class_name(
-    spec_name: str | None, annotation: str | None, expected: str | None
-) -> None:
-    body = claim()
-    if spec_name is not None:
-        body["spec"]["storageClassName"] = spec_name
-    if annotation is not None:
-        body["metadata"]["annotations"] = {"volume.beta.kubernetes.io/storage-class": annotation}
-    assert storage_class_name(body) == expected

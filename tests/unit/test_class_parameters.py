@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from provisioner.classes import (
-    GID_MAX_DEFAULT,
-    GlusterClassParameters,
-    ParameterError,
-    VolumeDurability,
-    parse_class_parameters,
-)
+from provisioner.gluster.parameter_values import GID_MAX_DEFAULT, ParameterError, VolumeDurability
+from provisioner.gluster.parameters import GlusterClassParameters, parse_class_parameters
 
 URL = "http://heketi.example:8080"
 KEY = "Sup3r-Secret-Heketi-Key"

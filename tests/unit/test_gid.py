@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from provisioner.gid import GidAllocator, GidExhausted, gid_from_pv
+from provisioner.gluster.gid import GidAllocator, GidExhausted, gid_from_pv
 
 
 def test_lowest_free_first_and_per_class() -> None:
@@ -175,7 +175,7 @@ def test_gid_from_pv_without_metadata() -> None:
 def test_only_plain_ascii_digits_are_a_gid(text: str) -> None:
     """``int()`` takes most of these; a GID spelled so was written by neither us nor
     the in-tree provisioner, and must not name (and so share) another volume's GID."""
-    from provisioner.gid import parse_gid
+    from provisioner.gluster.gid import parse_gid
 
     assert parse_gid(text) is None
     pv = {"metadata": {"annotations": {"pv.beta.kubernetes.io/gid": text}}}
@@ -183,7 +183,7 @@ def test_only_plain_ascii_digits_are_a_gid(text: str) -> None:
 
 
 def test_plain_digits_are_a_gid() -> None:
-    from provisioner.gid import parse_gid
+    from provisioner.gluster.gid import parse_gid
 
     assert parse_gid("2000") == 2000
     assert parse_gid(" 2147483646 ") == 2147483646

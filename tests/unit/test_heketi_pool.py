@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from provisioner.heketi_pool import MAX_TARGETS, HeketiPool, HeketiTarget
+from provisioner.gluster.pool import MAX_TARGETS, HeketiPool, HeketiTarget
 
 
 class FakeClient:

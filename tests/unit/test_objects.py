@@ -9,19 +9,20 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from provisioner import annotations as ann
-from provisioner.classes import GlusterClassParameters, parse_class_parameters
-from provisioner.objects import (
+from provisioner.controller.contract import pv_name
+from provisioner.gluster import annotations as ann
+from provisioner.gluster.objects import (
     DeleteInfo,
     build_endpoints,
     build_pv,
     build_service,
     delete_info,
     endpoints_name,
+    endpoints_of,
     heketi_volume_name,
-    pv_name,
     pvc_label_value,
 )
+from provisioner.gluster.parameters import GlusterClassParameters, parse_class_parameters
 
 UID = "0b6f6f3e-6c3a-4f39-9a34-2f1e1d2c3b4a"
 VOLUME_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -171,10 +172,33 @@ def test_endpoints_body() -> None:
     kubernetes_validate.validate(body, "1.25", strict=True)
 
 
-def test_endpoints_keyword_style_of_the_companions_module() -> None:
+def test_endpoints_keyword_styles_build_the_same_body() -> None:
     by_claim = build_endpoints(claim=make_claim(), name="ep", ips=["10.0.0.1"])
     by_names = build_endpoints(name="ep", namespace="app", claim_name="data", hosts=["10.0.0.1"])
     assert by_claim == by_names
+
+
+@pytest.mark.parametrize(
+    ("annotations", "source", "claim_ref", "expected"),
+    [
+        ({ann.ANN_ENDPOINTS_NAME: "ep"}, {"endpoints": "old"}, {"namespace": "app"}, ("app", "ep")),
+        ({}, {"endpoints": "ep", "endpointsNamespace": "gl"}, {"namespace": "app"}, ("gl", "ep")),
+        ({}, {"endpoints": "ep"}, {"namespace": "app"}, ("app", "ep")),
+        ({}, {"endpoints": "ep"}, {}, None),
+        ({}, {}, {"namespace": "app"}, None),
+    ],
+)
+def test_the_endpoints_a_pv_names(
+    annotations: dict[str, str],
+    source: dict[str, str],
+    claim_ref: dict[str, str],
+    expected: tuple[str, str] | None,
+) -> None:
+    pv = {
+        "metadata": {"name": "pvc-1", "annotations": annotations},
+        "spec": {"glusterfs": source, "claimRef": claim_ref},
+    }
+    assert endpoints_of(pv) == expected
 
 
 def test_endpoints_need_addresses() -> None:

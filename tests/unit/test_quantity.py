@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from provisioner.quantity import QuantityError, gib_ceil, parse_quantity
+from provisioner.k8s.quantity import QuantityError, gib_ceil, parse_quantity
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from provisioner.classes import secret_key as reexported
-from provisioner.secrets import SecretError, secret_key
+from provisioner.gluster.credentials import SecretError, secret_key
 
 KEY = "heketi-admin-key-äö"
 
@@ -35,10 +34,6 @@ def b64(text: str | bytes) -> str:
 
 def test_reads_the_key_entry() -> None:
     assert secret_key(secret({"key": b64(KEY), "other": b64("nope")})) == KEY
-
-
-def test_classes_reexports_secret_key() -> None:
-    assert reexported is secret_key
 
 
 @pytest.mark.parametrize("kind", ["Opaque", None, "kubernetes.io/tls"])

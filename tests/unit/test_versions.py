@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from provisioner.versions import VersionError, glusterfs_mountable, parse_kube_version
+from provisioner.gluster.gate import glusterfs_mountable
+from provisioner.k8s.versions import VersionError, parse_kube_version
 
 
 @pytest.mark.parametrize(

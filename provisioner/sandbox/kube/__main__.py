@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from provisioner.observability import configure_logging
+
 from ..serving import serve_until_stopped
 from .sandbox import KubeSandbox
 
@@ -19,6 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--token", default=None, help="require this bearer token")
     parser.add_argument("--watch-cache-size", type=int, default=1000)
     args = parser.parse_args(argv)
+    configure_logging("auto", "warning", stream=sys.stderr)  # stdout carries the banner
     kube = KubeSandbox(
         host=args.host,
         port=args.port,

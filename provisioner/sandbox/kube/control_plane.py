@@ -12,10 +12,11 @@ Objects inserted with ``preload`` bypass it (they are taken as already reconcile
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import Any
+
+import structlog
 
 from .pv_controller import PVController
 from .registry import Registry
@@ -25,7 +26,7 @@ from .store import Event
 
 Obj = dict[str, Any]
 Item = tuple[str, ...]
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 _NAMESPACED = sorted({r.storage_key for r in RESOURCES if r.namespaced})
 
@@ -99,9 +100,9 @@ class ControlPlane:
                 try:
                     self._reconcile(item)
                 except ApiError as exc:  # e.g. an injected fault: retry on next change
-                    log.debug("control plane: %s failed: %s", item, exc.message)
+                    log.debug("kube_sandbox.reconcile_failed", item=str(item), error=exc.message)
                 except Exception:
-                    log.exception("control plane: %s failed", item)
+                    log.exception("kube_sandbox.reconcile_failed", item=str(item))
 
     def _reconcile(self, item: Item) -> None:
         if item[0] == "pvc":

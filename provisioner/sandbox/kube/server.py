@@ -6,7 +6,6 @@ Framing (keep-alive, chunked watch streams) lives in ``transport.py``.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -15,6 +14,8 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import structlog
 
 from . import discovery
 from .faults import Faults
@@ -30,7 +31,7 @@ from .transport import peer_closed, read_body, read_json, send, stream
 from .watch import WatchStream, expired_line
 
 Obj = dict[str, Any]
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 _HEALTH = {"/healthz", "/readyz", "/livez"}
 _DEFAULT_WATCH_TIMEOUT = 1800.0
 
@@ -163,7 +164,7 @@ class Api:
         except ApiError as exc:
             code, payload, headers = exc.code, dumps(exc.status()), exc.headers
         except Exception as exc:  # a sandbox bug must still answer like a server would
-            log.exception("kube sandbox: %s %s failed", req.command, req.path)
+            log.exception("kube_sandbox.request_failed", method=req.command, path=req.path)
             failure = ApiError(500, f"sandbox internal error: {type(exc).__name__}: {exc}")
             code, payload = 500, dumps(failure.status())
         # Logged before the response goes out, so a client that has its answer can

@@ -14,12 +14,15 @@ import socket
 import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .status import bad_request
 
-if TYPE_CHECKING:
-    from .server import Api
+
+class Api(Protocol):
+    """What the server hands every request to (``server.Api``)."""
+
+    def handle(self, req: BaseHTTPRequestHandler) -> None: ...
 
 
 def read_body(req: BaseHTTPRequestHandler) -> tuple[bytes, str]:

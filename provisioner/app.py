@@ -1,0 +1,168 @@
+"""Build the controller from ``Settings`` and run it: the one wiring of the process.
+
+settings → Kubernetes client → caches → the Gluster backend → controller; then
+``run`` adds the health server, leader election and the signal handling. The
+sandbox stack builds its controller here too, so that what works there is what
+``heketi-provisioner run`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import NoReturn
+
+import structlog
+
+from provisioner.config import Settings
+from provisioner.controller.caches import Caches
+from provisioner.controller.loop import Controller
+from provisioner.gluster.provisioner import GlusterProvisioner
+from provisioner.k8s.kubeapi import KubeAPI, load_api_client
+from provisioner.k8s.leader import LeaderElector
+from provisioner.k8s.leases import holder_identity, lease_name
+from provisioner.observability import Metrics, start_health_server
+
+__all__ = ["build_controller", "leader_elector", "run", "stop_on_signals"]
+
+log = structlog.get_logger(__name__)
+
+
+def build_controller(settings: Settings) -> Controller:
+    """settings → Kubernetes client → caches → provisioner → controller."""
+    kube = KubeAPI(load_api_client(settings.kubeconfig), request_timeout=settings.request_timeout)
+    caches = Caches(kube, settings)
+    metrics = Metrics()
+    provisioner = GlusterProvisioner(
+        kube=kube,
+        provisioner_name=settings.provisioner_name,
+        class_lookup=caches.storage_class,
+        heketi_concurrency=settings.heketi_concurrency,
+        orphan_grace_seconds=settings.orphan_grace_seconds,
+        heketi_timeout=(min(5.0, settings.heketi_timeout), settings.heketi_timeout),
+        heketi_observer=metrics.observe_heketi,
+        intent_namespace=settings.namespace,
+        assume_glusterfs_plugin=settings.assume_glusterfs_plugin,
+    )
+    return Controller(kube, provisioner, settings, caches=caches, metrics=metrics)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def run(
+    settings: Settings,
+    *,
+    leader_election: bool = True,
+    exit_hard: Callable[[int], NoReturn] = os._exit,
+) -> int:
+    """Run until SIGTERM/SIGINT (or a lost Lease); the process's exit status."""
+    stop = stop_on_signals()
+    controller = build_controller(settings)
+    lost = threading.Event()
+    elector = (
+        None
+        if not leader_election
+        else leader_elector(controller, settings, stop, lost, exit_hard=exit_hard)
+    )
+
+    def ready() -> bool:
+        # A standby is ready by design: a rollout waits for Ready pods, and only one
+        # replica can ever lead.
+        if elector is None or elector.is_leader():
+            return controller.ready()
+        return not stop.is_set()
+
+    def problems() -> list[str]:
+        found = controller.problems()
+        if elector is not None and not elector.running() and not stop.is_set():
+            found.append("leader election thread ended")
+        return found
+
+    health = start_health_server(
+        settings.metrics_address, metrics=controller.metrics, ready=ready, problems=problems
+    )
+    if elector is None:
+        controller.start()
+        controller.metrics.leader.set(1)  # without election this replica acts as leader
+    else:
+        elector.start()
+    stop.wait()
+    # Lost the Lease: another replica may already be working, stop at once.
+    lost_lease = lost.is_set()  # release() below ends leadership too: decide now
+    finished = controller.stop(0.0 if lost_lease else settings.shutdown_grace)
+    if elector is not None and lost_lease:
+        elector.stop()  # reached only when exit_hard returned (tests): no write to a lost Lease
+    elif elector is not None:
+        elector.release()
+    controller.metrics.leader.set(0)
+    if health is not None:
+        health.stop()
+    return 0 if finished and not lost_lease else 1
+
+
+def leader_elector(
+    controller: Controller,
+    settings: Settings,
+    stop: threading.Event,
+    lost: threading.Event,
+    *,
+    exit_hard: Callable[[int], NoReturn] = os._exit,
+) -> LeaderElector:
+    """Start the controller when elected; on losing the Lease, exit (the pod restarts
+    as a standby), as client-go users do."""
+
+    def start_in_background() -> None:  # callbacks must return at once
+        controller.metrics.leader.set(1)
+
+        def start() -> None:
+            try:
+                controller.start()
+            except Exception:
+                stop.set()
+                raise
+
+        threading.Thread(target=start, name="controller-start", daemon=True).start()
+
+    def step_down() -> None:
+        controller.metrics.leader.set(0)
+        stop.set()
+
+    def exit_at_once() -> None:
+        """Another replica may take the Lease as soon as it expires, while Heketi
+        requests of this one are still in flight: a graceful stop would let them run on,
+        and a release would be a write by a process that no longer leads. Only ending
+        the process stops everything at once; the Deployment restarts it as a standby."""
+        lost.set()
+        try:
+            log.error("leader.lost", lease=elector.lease, action="exit")
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            exit_hard(1)
+
+    elector = LeaderElector(
+        controller.kube,
+        namespace=settings.namespace,
+        name=lease_name(settings.provisioner_name),
+        identity=holder_identity(os.environ.get("POD_NAME")),
+        lease_duration=settings.leader_election_lease_duration,
+        renew_deadline=settings.leader_election_lease_duration * 2 / 3,
+        retry_period=settings.leader_election_lease_duration * 2 / 15,
+        on_started_leading=start_in_background,
+        on_stopped_leading=step_down,
+        on_lost_leading=exit_at_once,
+    )
+    return elector

@@ -1,0 +1,139 @@
+"""Which claims and volumes the controller acts on: pure functions of raw objects.
+
+Kept apart from the loop so that every rule can be read and tested as a table,
+and so that a mistake here (acting on someone else's volume) is easy to see.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from provisioner.controller.keys import (
+    ANN_BETA_STORAGE_CLASS,
+    ANN_BETA_STORAGE_PROVISIONER,
+    ANN_PROVISIONED_BY,
+    ANN_SELECTED_NODE,
+    ANN_STORAGE_PROVISIONER,
+    FINALIZER,
+)
+
+Obj = dict[str, Any]
+
+
+class ClaimVerdict(enum.Enum):
+    PROVISION = "provision"
+    IGNORE = "ignore"  # not ours, already bound, or being deleted
+    WAIT_FOR_CONSUMER = "wait-for-consumer"  # WaitForFirstConsumer, no node chosen yet
+
+
+class VolumeAction(enum.Enum):
+    NONE = "none"
+    DELETE = "delete"  # backend (and what it keeps beside), finalizer, then the PV
+    RELEASE_FINALIZER = "release-finalizer"  # Retain PV deleted by a user: keep the backend
+
+
+def _meta(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def _annotations(obj: Obj) -> dict[str, str]:
+    return _meta(obj).get("annotations") or {}
+
+
+def claim_class_name(claim: Obj) -> str | None:
+    """``spec.storageClassName``, else the beta annotation older claims carry.
+
+    An empty string means "no class" (static binding only), so it yields ``None``;
+    an unset field with no annotation also yields ``None`` (the default-class
+    admission plugin fills the field in before we see the claim).
+    """
+    name = (claim.get("spec") or {}).get("storageClassName")
+    if name is None:
+        name = _annotations(claim).get(ANN_BETA_STORAGE_CLASS)
+    return name or None
+
+
+def claim_provisioner(claim: Obj) -> str | None:
+    annotations = _annotations(claim)
+    return annotations.get(ANN_STORAGE_PROVISIONER) or annotations.get(ANN_BETA_STORAGE_PROVISIONER)
+
+
+def should_provision(claim: Obj, storage_class: Obj | None, provisioner_name: str) -> ClaimVerdict:
+    """DESIGN.md flow step 2.
+
+    The storage-provisioner annotation is required as well as the class: the PV
+    controller sets it only once it has decided the claim needs dynamic
+    provisioning, which keeps us off claims it is about to bind statically.
+    Selectors and other invalid claims are *not* filtered here: they are ours,
+    and the provisioner's validation turns them into a Warning event.
+    """
+    if (claim.get("spec") or {}).get("volumeName"):
+        return ClaimVerdict.IGNORE
+    if _meta(claim).get("deletionTimestamp"):
+        return ClaimVerdict.IGNORE
+    if storage_class is None or storage_class.get("provisioner") != provisioner_name:
+        return ClaimVerdict.IGNORE
+    if claim_provisioner(claim) != provisioner_name:
+        return ClaimVerdict.IGNORE
+    if storage_class.get("volumeBindingMode") == "WaitForFirstConsumer" and not _annotations(
+        claim
+    ).get(ANN_SELECTED_NODE):
+        return ClaimVerdict.WAIT_FOR_CONSUMER
+    return ClaimVerdict.PROVISION
+
+
+def provisioned_by(pv: Obj, provisioner_name: str) -> bool:
+    return _annotations(pv).get(ANN_PROVISIONED_BY) == provisioner_name
+
+
+def claim_ref_matches(pv: Obj, claim: Obj | None) -> bool:
+    """The claim this PV was made for still exists (same uid, not a namesake)."""
+    if claim is None:
+        return False
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    return bool(ref.get("uid")) and ref.get("uid") == _meta(claim).get("uid")
+
+
+def should_delete(pv: Obj, provisioner_name: str, *, claim: Obj | None = None) -> VolumeAction:
+    """What to do with a PV we may own; ``claim`` is the cached claim its claimRef names.
+
+    Released + reclaim Delete is the ordinary path.  A PV a user deleted directly
+    (deletionTimestamp set, our finalizer still on it) is handled once its claim
+    is gone or it is no longer Bound; while a live claim still uses it we wait,
+    as Kubernetes' own pv-protection finalizer does.  Retain volumes keep their
+    backend, but a user-deleted one must not hang on our finalizer forever.
+    """
+    if not provisioned_by(pv, provisioner_name):
+        return VolumeAction.NONE
+    spec = pv.get("spec") or {}
+    meta = _meta(pv)
+    phase = (pv.get("status") or {}).get("phase")
+    reclaim = spec.get("persistentVolumeReclaimPolicy") or "Delete"
+    being_deleted = bool(meta.get("deletionTimestamp"))
+    has_finalizer = FINALIZER in (meta.get("finalizers") or [])
+    in_use = phase == "Bound" and claim_ref_matches(pv, claim)
+
+    if reclaim != "Delete":
+        if being_deleted and has_finalizer and not in_use:
+            return VolumeAction.RELEASE_FINALIZER
+        return VolumeAction.NONE
+    if phase == "Released":
+        return VolumeAction.DELETE
+    if being_deleted and has_finalizer and not in_use:
+        return VolumeAction.DELETE
+    return VolumeAction.NONE
+
+
+def should_repair(
+    pv: Obj, provisioner_name: str, *, watched_key: str | None, all_present: bool
+) -> bool:
+    """A bound PV of ours whose watched objects (``watched_key``: the backend's name for
+    them, None if it has none) are not all there cannot be mounted again."""
+    if not provisioned_by(pv, provisioner_name):
+        return False
+    if (pv.get("status") or {}).get("phase") != "Bound":
+        return False
+    if _meta(pv).get("deletionTimestamp") or watched_key is None:
+        return False
+    return not all_present

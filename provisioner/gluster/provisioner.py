@@ -1,0 +1,260 @@
+"""GlusterFS volumes through Heketi, behind the controller's contract.
+
+``GlusterProvisioner`` is a ``Provisioner`` and has every optional capability:
+``Preparer`` (GIDs from PVs and records), ``Repairer`` (the endpoints: the Endpoints
++ Service pair a glusterfs PV mounts through), ``Reconciler`` (the orphan sweep) and
+``Gate`` (no glusterfs PVs on 1.26+). Its parts are here: ``creator`` (provision),
+``deleter`` (delete, repair), ``orphans`` (the sweep), sharing a ``ledger``.
+
+The intent record, written before the Heketi create
+----------------------------------------------------
+Provision writes, in this order (each step safe to repeat):
+
+1. allocate a GID for the claim's class;
+2. create the *intent record* (``intent``: a ConfigMap in the controller's own
+   namespace with the claim uid and name, class, Heketi URL, the planned volume
+   name and the GID; never the key). If the record exists already, it wins: its GID
+   is the claim's;
+3. create the Heketi volume (or find the one an earlier attempt made: ``creator``);
+4. create the endpoints with the storage IPs Heketi reported;
+5. return the PV body (the controller writes it).
+
+What the record buys is that from the moment a Heketi volume can exist, our own API
+server says so, in a place no tenant can write:
+
+* GIDs: ``prepare`` rebuilds the allocator from PVs *and* the records, so a GID
+  held by a volume whose PV was never written, or by a create still running in
+  Heketi (which Heketi's list hides), is never handed out again. No Heketi listing
+  is needed for that.
+* Leaks: a crash between the create and the PV write, followed by the claim's
+  deletion, leaves a record whose claim is gone and whose PV does not exist. The
+  orphan sweep (``orphans``) starts from those records; Heketi volumes without a
+  record (another cluster's, an operator's) are never touched.
+
+Nothing in the claim's namespace (its Service, Endpoints or Secrets) is read to
+decide which server, key, volume or GID to use: tenants write that namespace.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import structlog
+
+from heketi_client import ResponseObserver
+from provisioner.controller.contract import (
+    InvalidInput,
+    Outcome,
+    ProvisionError,
+    WatchedKind,
+)
+from provisioner.controller.keys import ANN_PROVISIONED_BY
+from provisioner.gluster.annotations import LABEL_PROVISIONED_FOR_PVC
+from provisioner.gluster.claims import ClaimError, requested_gib, validate_claim
+from provisioner.gluster.creator import VolumeCreator
+from provisioner.gluster.credentials import target_for_class
+from provisioner.gluster.deleter import VolumeDeleter
+from provisioner.gluster.endpoints import ensure_endpoints
+from provisioner.gluster.gate import GlusterfsGate
+from provisioner.gluster.gid import gid_from_pv
+from provisioner.gluster.intent import IntentStore
+from provisioner.gluster.ledger import Ledger
+from provisioner.gluster.objects import build_pv, endpoints_name, endpoints_of
+from provisioner.gluster.orphans import DEFAULT_ORPHAN_GRACE, OrphanSweeper
+from provisioner.gluster.parameter_values import ParameterError
+from provisioner.gluster.parameters import GlusterClassParameters, parse_class_parameters
+from provisioner.gluster.pool import DEFAULT_CONCURRENCY, HeketiPool
+from provisioner.k8s.errors import KubeAPIError
+from provisioner.k8s.kubeapi import KubeAPI
+from provisioner.k8s.versions import ServerVersion
+
+__all__ = ["GlusterProvisioner"]
+
+log = structlog.get_logger(__name__)
+
+Obj = dict[str, Any]
+ClassLookup = Callable[[str], "Obj | None"]
+
+WATCHED = (
+    WatchedKind("endpoints", LABEL_PROVISIONED_FOR_PVC),
+    WatchedKind("services", LABEL_PROVISIONED_FOR_PVC),
+)
+"""The endpoints of our PVs: both objects carry our label."""
+
+
+class GlusterProvisioner:
+    """Provision and delete Heketi volumes; see the module docstring for the hard parts."""
+
+    def __init__(
+        self,
+        *,
+        kube: KubeAPI,
+        provisioner_name: str,
+        class_lookup: ClassLookup,
+        heketi_concurrency: int = DEFAULT_CONCURRENCY,
+        heketi_timeout: float | tuple[float, float] = (5.0, 30.0),
+        operation_timeout: float = 600.0,
+        pool: HeketiPool | None = None,
+        orphan_grace_seconds: float = DEFAULT_ORPHAN_GRACE,
+        heketi_observer: ResponseObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        intent_namespace: str = "default",
+        assume_glusterfs_plugin: bool = False,
+    ) -> None:
+        """``intent_namespace``: the controller's own namespace, where the intent
+        records live (admins write it, tenants do not). ``assume_glusterfs_plugin``
+        opens the version gate on 1.26+."""
+        self.kube = kube
+        self.provisioner_name = provisioner_name
+        self.class_lookup = class_lookup
+        self.records = IntentStore(
+            kube, namespace=intent_namespace, provisioner_name=provisioner_name
+        )
+        self.pool = pool or HeketiPool(
+            concurrency=heketi_concurrency,
+            timeout=heketi_timeout,
+            operation_timeout=operation_timeout,
+            on_response=heketi_observer,
+        )
+        self.ledger = Ledger()
+        self.creator = VolumeCreator(
+            provisioner_name=provisioner_name, pool=self.pool, records=self.records,
+            ledger=self.ledger,
+        )  # fmt: skip
+        self.deleter = VolumeDeleter(
+            kube=kube, pool=self.pool, records=self.records, ledger=self.ledger,
+            class_lookup=class_lookup,
+        )  # fmt: skip
+        self.sweeper = OrphanSweeper(
+            kube=kube, provisioner_name=provisioner_name, class_lookup=class_lookup,
+            pool=self.pool, records=self.records, ledger=self.ledger, deleter=self.deleter,
+            grace_seconds=orphan_grace_seconds, clock=clock,
+        )  # fmt: skip
+        self.version_gate = GlusterfsGate(assume_plugin=assume_glusterfs_plugin)
+
+    # -- Preparer ------------------------------------------------------------------
+
+    def prepare(self, pvs: Iterable[Obj], claims: Iterable[Obj]) -> None:
+        """Rebuild the GID allocator from PVs and from the intent records (one list
+        of ConfigMaps in our namespace). ``claims`` is not needed: a pending claim
+        with a record is recognised when its record turns out to exist, one without
+        a record has no volume. No Heketi request is made here."""
+        gids = self.ledger.gids
+        for pv in pvs:
+            gid = gid_from_pv(pv)
+            if gid is not None:
+                gids.observe((pv.get("spec") or {}).get("storageClassName") or "", gid)
+        for intent in self.records.list():
+            gids.observe(intent.class_name, intent.gid)
+
+    # -- Gate ----------------------------------------------------------------------
+
+    def gate(self, storage_class: Obj, server: ServerVersion) -> str | None:
+        return self.version_gate.message(storage_class, server)
+
+    # -- Provisioner ---------------------------------------------------------------
+
+    def provision(self, claim: Obj, storage_class: Obj) -> Obj:
+        uid = str(claim["metadata"]["uid"])
+        attempts = self.ledger.attempts
+        if not attempts.begin_provision(uid):  # the orphan sweep must not take its volume
+            raise ProvisionError("the claim's earlier volume is being cleaned up; will retry")
+        try:
+            return self._provision(claim, storage_class)
+        finally:
+            attempts.end_provision(uid)
+
+    def _provision(self, claim: Obj, storage_class: Obj) -> Obj:
+        class_name = storage_class["metadata"]["name"]
+        try:
+            validate_claim(claim)
+            size = requested_gib(claim)
+        except ClaimError as err:
+            raise InvalidInput(str(err)) from None
+        params = self._parameters(storage_class)
+        target = target_for_class(self.kube, params, class_name=class_name)
+        metadata = claim["metadata"]
+        uid, namespace = metadata["uid"], metadata["namespace"]
+
+        endpoints = endpoints_name(params.endpoints_prefix, uid)
+        volume = self.creator.find_or_create(claim, class_name, params, target, size)
+        try:
+            ensure_endpoints(
+                self.kube,
+                namespace=namespace,
+                name=endpoints,
+                claim_name=metadata["name"],
+                hosts=volume.mount_hosts,
+            )
+        except KubeAPIError as err:
+            raise ProvisionError(
+                f"Heketi volume {volume.name} ({volume.id}) exists, but writing Endpoints "
+                f"and Service {namespace}/{endpoints} failed: {err}; will retry"
+            ) from None
+        try:
+            return build_pv(
+                claim=claim,
+                storage_class=storage_class,
+                params=params,
+                provisioner_name=self.provisioner_name,
+                volume_id=volume.id,
+                volume_name=volume.name,
+                size_gib=volume.size,
+                gid=volume.gid,
+                endpoints_name=endpoints,
+                resturl=target.url,
+                secret_namespace=params.secret_namespace,
+                secret_name=params.secret_name,
+                rest_user=params.rest_user,
+            )
+        except Exception as err:  # a bug, not a condition: do not leave the volume behind
+            log.exception("provision.build_pv_failed")
+            self.creator.undo(target, uid, class_name, volume)
+            raise ProvisionError(
+                f"internal error building the PV: {err}", outcome=Outcome.WAIT_FOR_CHANGE
+            ) from err
+
+    def _parameters(self, storage_class: Obj) -> GlusterClassParameters:
+        name = storage_class["metadata"]["name"]
+        try:
+            params = parse_class_parameters(storage_class.get("parameters") or {})
+        except ParameterError as err:
+            raise InvalidInput(f"{err} (StorageClass {name})") from None
+        for warning in params.warnings:
+            log.warning("storage_class.warning", storage_class=name, warning=warning)
+        return params
+
+    def delete(self, pv: Obj) -> None:
+        self.deleter.delete(pv)
+
+    # -- Repairer ------------------------------------------------------------------
+
+    def watched_kinds(self) -> Sequence[WatchedKind]:
+        return WATCHED
+
+    def watched_key(self, pv: Obj) -> str | None:
+        where = endpoints_of(pv)
+        return None if where is None else f"{where[0]}/{where[1]}"
+
+    def repair(self, pv: Obj) -> bool:
+        annotations = (pv.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(ANN_PROVISIONED_BY) != self.provisioner_name:
+            return False
+        if (pv.get("status") or {}).get("phase") != "Bound":
+            return False
+        return self.deleter.repair(pv)
+
+    # -- Reconciler (the orphan sweep) ---------------------------------------------
+
+    def reconcile(
+        self, pvs: Iterable[Obj], claims: Iterable[Obj], storage_classes: Iterable[Obj]
+    ) -> int:
+        """Sweep the intent records; returns how many Heketi volumes were deleted."""
+        done = self.sweeper.sweep(pvs, claims, storage_classes)
+        return sum(1 for r in done if r.volume_id)
+
+    def next_reconcile_in(self) -> float | None:
+        """When a record seen orphaned becomes due (see ``OrphanSweeper.next_due``)."""
+        return self.sweeper.next_due()
