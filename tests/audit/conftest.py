@@ -12,12 +12,12 @@ import pytest
 
 from heketi_client import HeketiClient, VolumeCreateRequest, VolumeInfo
 from heketi_client.retries import RetryPolicy
-from provisioner.gluster.credentials import heketi_secret_body
 from provisioner.gluster.pool import HeketiPool
 from provisioner.gluster.provisioner import GlusterProvisioner
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
+from tests.builders import claim_body, class_body, secret_body
 
 ADMIN_KEY = "audit-Admin-Key-5d1e77c0-94b2f6a8e3c1d0ff"
 PROVISIONER = "gluster.org/heketi-audit-test"
@@ -52,38 +52,24 @@ class Cluster:
 
     def secret(self) -> str:
         name = f"heketi-secret-{next(_names)}"
-        self.kube.create("secrets", heketi_secret_body(name, NAMESPACE, ADMIN_KEY), NAMESPACE)
+        self.kube.create("secrets", secret_body(name, NAMESPACE, ADMIN_KEY), NAMESPACE)
         return name
 
     def storage_class(self, *, provisioner: str = PROVISIONER, **params: str) -> dict[str, Any]:
-        parameters = {
-            "resturl": self.sim.url,
-            "restuser": "admin",
-            "secretNamespace": NAMESPACE,
-            "secretName": self.secret(),
+        body = class_body(
+            f"gluster-{next(_names)}",
+            self.sim.url,
+            secret=(NAMESPACE, self.secret()),
+            provisioner=provisioner,
             **params,
-        }
-        body = {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {"name": f"gluster-{next(_names)}"},
-            "provisioner": provisioner,
-            "reclaimPolicy": "Delete",
-            "parameters": parameters,
-        }
+        )
         return self.kube.create("storageclasses", body)
 
     def claim(self, storage_class: dict[str, Any]) -> dict[str, Any]:
-        body = {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": f"claim-{next(_names)}", "namespace": NAMESPACE},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": storage_class["metadata"]["name"],
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        }
+        class_name = storage_class["metadata"]["name"]
+        body = claim_body(
+            f"claim-{next(_names)}", NAMESPACE, class_name, access_modes=("ReadWriteMany",)
+        )
         return self.kube.create("persistentvolumeclaims", body, NAMESPACE)
 
     def provisioned(self, storage_class: dict[str, Any]) -> tuple[dict, dict]:

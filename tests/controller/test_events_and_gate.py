@@ -15,6 +15,7 @@ from provisioner.gluster.gate import GlusterfsGate
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.k8s.versions import ServerVersion
 from provisioner.sandbox.kube import KubeSandbox
+from tests.builders import claim_body, class_body
 
 ME = "gluster.org/heketi"
 NS = "default"
@@ -43,22 +44,8 @@ class FailingProvisioner:
 
 
 def make_claim(kube: KubeAPI, name: str = "c1") -> None:
-    kube.create(
-        "storageclasses",
-        {"metadata": {"name": "gold"}, "provisioner": ME, "parameters": {"resturl": "http://x"}},
-    )
-    kube.create(
-        "persistentvolumeclaims",
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "storageClassName": "gold",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-        NS,
-    )
+    kube.create("storageclasses", class_body("gold", "http://x", provisioner=ME))
+    kube.create("persistentvolumeclaims", claim_body(name, NS, "gold"), NS)
 
 
 def events(kube_sandbox: KubeSandbox, reason: str) -> list[dict[str, Any]]:

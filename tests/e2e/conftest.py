@@ -15,11 +15,11 @@ import pytest
 from provisioner.app import build_controller
 from provisioner.config import Settings
 from provisioner.controller.loop import Controller
-from provisioner.gluster.credentials import heketi_secret_body
 from provisioner.k8s.errors import KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.stack import SandboxStack, StackOptions
 from provisioner.sandbox.waiting import wait_for
+from tests.builders import claim_body, class_body, secret_body
 
 PROVISIONER = "gluster.org/heketi"
 NAMESPACE = "default"
@@ -71,7 +71,7 @@ class Cluster:
     def secret(self, *, key: str = ADMIN_KEY, type_: str = "kubernetes.io/glusterfs",
                entry: str = "key") -> str:  # fmt: skip
         name = f"heketi-{next(_names)}"
-        body = heketi_secret_body(name, NAMESPACE, key, type_=type_, entry=entry)
+        body = secret_body(name, NAMESPACE, key, type_=type_, entry=entry)
         self.kube.create("secrets", body, NAMESPACE)
         return name
 
@@ -84,37 +84,21 @@ class Cluster:
         **params: str,
     ) -> str:
         name = f"gluster-{next(_names)}"
-        parameters = {"resturl": self.sim.url, "restuser": "admin", **params}
         if secret is True:
             secret = self.secret()
-        if isinstance(secret, str):
-            parameters.setdefault("secretNamespace", NAMESPACE)
-            parameters.setdefault("secretName", secret)
-        self.kube.create(
-            "storageclasses",
-            {
-                "apiVersion": "storage.k8s.io/v1",
-                "kind": "StorageClass",
-                "metadata": {"name": name},
-                "provisioner": provisioner,
-                "reclaimPolicy": reclaim,
-                "parameters": {k: v for k, v in parameters.items() if v is not None},
-            },
+        body = class_body(
+            name,
+            self.sim.url,
+            secret=(NAMESPACE, secret) if isinstance(secret, str) else None,
+            provisioner=provisioner,
+            reclaim=reclaim,
+            **params,
         )
+        self.kube.create("storageclasses", body)
         return name
 
     def claim(self, storage_class: str, *, size: str = "1Gi", **spec: Any) -> dict[str, Any]:
-        body = {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": f"claim-{next(_names)}", "namespace": NAMESPACE},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": storage_class,
-                "resources": {"requests": {"storage": size}},
-                **spec,
-            },
-        }
+        body = claim_body(f"claim-{next(_names)}", NAMESPACE, storage_class, size=size, **spec)
         return self.kube.create("persistentvolumeclaims", body, NAMESPACE)
 
     def get(self, resource: str, name: str, namespace: str | None = None) -> dict | None:

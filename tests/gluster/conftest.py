@@ -12,12 +12,12 @@ import pytest
 
 from heketi_client.retries import RetryPolicy
 from provisioner.controller.contract import Outcome, ProvisionError
-from provisioner.gluster.credentials import heketi_secret_body
 from provisioner.gluster.pool import HeketiPool
 from provisioner.gluster.provisioner import GlusterProvisioner
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
+from tests.builders import claim_body, class_body, secret_body
 
 ADMIN_KEY = "admin-Key-7f3c9e1b"
 USER_KEY = "user-Key-44aa0d2e"
@@ -103,7 +103,7 @@ class World:
         self, *, key: str = ADMIN_KEY, type_: str = "kubernetes.io/glusterfs", entry: str = "key"
     ) -> str:
         name = f"heketi-secret-{next(_names)}"
-        body = heketi_secret_body(name, NAMESPACE, key, type_=type_, entry=entry)
+        body = secret_body(name, NAMESPACE, key, type_=type_, entry=entry)
         self.kube.create("secrets", body, NAMESPACE)
         return name
 
@@ -115,35 +115,24 @@ class World:
         **params: str,
     ) -> dict[str, Any]:
         name = f"gluster-{next(_names)}"
-        parameters = {"resturl": self.sim.url, "restuser": "admin", **params}
         if secret is True:
             secret = self.secret()
-        if isinstance(secret, str):
-            parameters.setdefault("secretNamespace", NAMESPACE)
-            parameters.setdefault("secretName", secret)
-        body = {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {"name": name},
-            "provisioner": PROVISIONER,
-            "reclaimPolicy": reclaim,
-            "parameters": parameters,
-        }
+        body = class_body(
+            name,
+            self.sim.url,
+            secret=(NAMESPACE, secret) if isinstance(secret, str) else None,
+            provisioner=PROVISIONER,
+            reclaim=reclaim,
+            **params,
+        )
         return self.kube.create("storageclasses", body)
 
     def claim(self, storage_class: dict[str, Any], *, size: str = "1Gi", **spec: Any) -> dict:
-        name = f"claim-{next(_names)}"
-        body = {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": storage_class["metadata"]["name"],
-                "resources": {"requests": {"storage": size}},
-                **spec,
-            },
-        }
+        class_name = storage_class["metadata"]["name"]
+        body = claim_body(
+            f"claim-{next(_names)}", NAMESPACE, class_name, size=size,
+            access_modes=("ReadWriteMany",), **spec,
+        )  # fmt: skip
         return self.kube.create("persistentvolumeclaims", body, NAMESPACE)
 
     @staticmethod

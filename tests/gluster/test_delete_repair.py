@@ -1,4 +1,4 @@
-"""Delete from the PV alone (ours and in-tree ones), repair of missing companions."""
+"""Delete from the PV alone (ours and in-tree ones), repair of missing endpoints."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def provisioned(world: World, **class_params: Any) -> tuple[Any, dict, dict, dic
     return gluster, sc, claim, pv
 
 
-def companions(world: World, pv: dict) -> list[str]:
+def endpoints_of(world: World, pv: dict) -> list[str]:
     name = pv["spec"]["glusterfs"]["endpoints"]
     return [
         kind
@@ -35,14 +35,14 @@ def companions(world: World, pv: dict) -> list[str]:
     ]
 
 
-def test_delete_removes_volume_and_companions_and_frees_the_gid(world: World) -> None:
+def test_delete_removes_volume_and_endpoints_and_frees_the_gid(world: World) -> None:
     gluster, sc, _, pv = provisioned(world)
-    assert companions(world, pv) == ["endpoints", "services"]
+    assert endpoints_of(world, pv) == ["endpoints", "services"]
 
     gluster.delete(pv)
 
     assert world.sim.volumes() == []
-    assert companions(world, pv) == []
+    assert endpoints_of(world, pv) == []
     reused = gluster.provision(world.claim(sc), sc)
     assert reused["metadata"]["annotations"][ANN_GID] == pv["metadata"]["annotations"][ANN_GID]
 
@@ -131,7 +131,7 @@ def test_in_tree_pv_is_deleted_through_its_class(world: World) -> None:
     world.provisioner().delete(pv)
 
     assert world.sim.volumes() == []
-    assert companions(world, pv) == []
+    assert endpoints_of(world, pv) == []
 
 
 def test_in_tree_pv_without_its_class_says_exactly_that(world: World) -> None:
@@ -165,7 +165,7 @@ def test_foreign_endpoints_of_the_same_name_are_left_alone(world: World) -> None
 
     gluster.delete(pv)
 
-    assert companions(world, pv) == ["services"]
+    assert endpoints_of(world, pv) == ["services"]
 
 
 def bound(pv: dict) -> dict:
@@ -202,7 +202,7 @@ def test_repair_ignores_pvs_not_bound_or_not_ours(world: World) -> None:
     }
     assert gluster.repair(pv) is False  # no status: not Bound
     assert gluster.repair(foreign) is False
-    assert companions(world, pv) == ["services"]
+    assert endpoints_of(world, pv) == ["services"]
 
 
 class _Answer404(BaseHTTPRequestHandler):

@@ -1,4 +1,4 @@
-"""Provisioning against the simulator: the happy path, its request budget, companions."""
+"""Provisioning against the simulator: the happy path, its request budget, the endpoints."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_repeating_a_finished_provision_asks_heketi_nothing(world: World) -> Non
     assert len(world.sim.volumes()) == 1
 
 
-def test_companion_failure_is_retried_without_a_second_volume(world: World) -> None:
+def test_endpoints_failure_is_retried_without_a_second_volume(world: World) -> None:
     gluster = world.provisioner()
     sc = world.storage_class()
     claim = world.claim(sc)

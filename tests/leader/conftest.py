@@ -1,5 +1,10 @@
-"""A Kubernetes API sandbox per test, electors built against it, and recorders that
-let tests wait for a condition (leadership changes, lease writes) with a deadline."""
+"""Electors on a simulated clock against one in-memory Lease API (``fakes``).
+
+Several electors run as threads, as replicas would; time is a ``SimClock`` that the
+test moves with ``Electors.run_until``/``run_for``, so lease durations are the real
+ones (15 s) and an expiry takes no real time. Callbacks record when (fake seconds)
+they ran.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,23 @@ from typing import Any
 
 import pytest
 
-from provisioner.k8s.kubeapi import KubeAPI, load_api_client
+from provisioner.k8s.kubeapi import KubeAPI
 from provisioner.k8s.leader import LeaderElector
-from provisioner.sandbox.kube import KubeSandbox
+from tests.fakeclock import SimClock
 
-NAMESPACE = "kube-system"
-LEASE = "heketi-provisioner-test"
+from .fakes import LEASE, NAMESPACE, FakeLeaseServer
+
 WAIT = 15.0
-"""Upper bound for every wait; only reached when a test is about to fail."""
+"""Upper bound (real seconds) for every wait; only reached when a test is about to fail."""
+
+HORIZON = 600.0
+"""Fake seconds a ``run_until`` may take before it gives up."""
 
 _ids = itertools.count(1)
 
 
 class Waiter:
-    """A condition variable around some state; ``until`` waits for a predicate."""
+    """A condition variable around some state; ``until`` waits (real time) for a predicate."""
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
@@ -33,73 +41,51 @@ class Waiter:
             return self.cond.wait_for(predicate, timeout)
 
 
-class Callbacks(Waiter):
-    """Records ``started``/``stopped`` calls of one elector."""
+class Callbacks:
+    """Records ``started``/``stopped`` calls of one elector, with their fake time."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[str] = []
+    def __init__(self, clock: SimClock) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self.timeline: list[tuple[str, float]] = []
 
     def started(self) -> None:
-        with self.cond:
-            self.calls.append("started")
-            self.cond.notify_all()
+        self._note("started")
 
     def stopped(self) -> None:
-        with self.cond:
-            self.calls.append("stopped")
-            self.cond.notify_all()
+        self._note("stopped")
 
-    def count(self, what: str) -> int:
-        with self.cond:
-            return self.calls.count(what)
+    def _note(self, what: str) -> None:
+        moment = self.clock()
+        with self._lock:
+            self.timeline.append((what, moment))
 
+    @property
+    def calls(self) -> list[str]:
+        with self._lock:
+            return [what for what, _ in self.timeline]
 
-class LeaseWrites(Waiter):
-    """Every stored version of the test lease, fed by the sandbox's store listener."""
-
-    def __init__(self, sandbox: KubeSandbox) -> None:
-        super().__init__()
-        self.versions: list[dict[str, Any]] = []
-        sandbox.store.add_listener(self._on_change)
-
-    def _on_change(self, storage: str, event: Any) -> None:
-        obj = event.entry.obj
-        if storage == "leases" and obj["metadata"]["name"] == LEASE:
-            with self.cond:
-                self.versions.append(obj["spec"].copy())
-                self.cond.notify_all()
-
-    def count(self) -> int:
-        with self.cond:
-            return len(self.versions)
-
-    def renewals_by(self, identity: str) -> int:
-        with self.cond:
-            return sum(1 for v in self.versions if v.get("holderIdentity") == identity)
+    def at(self, what: str) -> list[float]:
+        with self._lock:
+            return [moment for name, moment in self.timeline if name == what]
 
 
 class Electors:
-    """Builds electors, each with its own API client (as separate processes have)."""
+    """Builds electors (each with its own ``KubeAPI``, as separate processes have)
+    sharing one Lease server and one simulated clock."""
 
-    def __init__(self, sandbox: KubeSandbox) -> None:
-        self.sandbox = sandbox
+    def __init__(self) -> None:
+        self.clock = SimClock()
+        self.server = FakeLeaseServer(clock=self.clock, advance=self.clock.advance)
         self.made: list[LeaderElector] = []
 
     def api(self) -> KubeAPI:
-        return KubeAPI(load_api_client(self.sandbox.kubeconfig_path))
+        return KubeAPI(self.server, request_timeout=30.0)  # type: ignore[arg-type]
 
     def make(
-        self,
-        identity: str | None = None,
-        *,
-        start: bool = True,
-        **kwargs: Any,
+        self, identity: str | None = None, *, start: bool = True, **kwargs: Any
     ) -> tuple[LeaderElector, Callbacks]:
-        callbacks = Callbacks()
-        kwargs.setdefault("lease_duration", 2.0)
-        kwargs.setdefault("renew_deadline", 1.5)
-        kwargs.setdefault("retry_period", 0.1)
+        callbacks = Callbacks(self.clock)
         elector = LeaderElector(
             self.api(),
             namespace=NAMESPACE,
@@ -107,6 +93,8 @@ class Electors:
             identity=identity or f"replica-{next(_ids)}",
             on_started_leading=callbacks.started,
             on_stopped_leading=callbacks.stopped,
+            clock=self.clock,
+            wait=self.clock.wait,
             **kwargs,
         )
         self.made.append(elector)
@@ -114,36 +102,43 @@ class Electors:
             elector.start()
         return elector, callbacks
 
+    def running(self) -> int:
+        return sum(e.running() for e in self.made)
+
+    def run_until(self, predicate: Callable[[], bool], within: float = HORIZON) -> bool:
+        """Let fake time pass until ``predicate()`` holds (False after ``within`` s)."""
+        return self.clock.run_until(
+            predicate, participants=self.running, limit=self.clock() + within
+        )
+
+    def run_for(self, seconds: float) -> None:
+        self.clock.run_for(seconds, participants=self.running)
+
+    def lease(self) -> dict[str, Any]:
+        found = self.server.leases.get(LEASE)
+        assert found is not None, "the lease was never written"
+        return found
+
+    def writes(self) -> list[dict[str, Any]]:
+        """The spec of every stored version of the lease, in order."""
+        return [
+            r.body["spec"]
+            for r in self.server.lease_requests()
+            if r.method in ("POST", "PUT") and r.status in (200, 201) and r.body is not None
+        ]
+
+    def renewals_by(self, identity: str) -> int:
+        return sum(1 for spec in self.writes() if spec.get("holderIdentity") == identity)
+
     def stop_all(self) -> None:
         for elector in self.made:
-            elector.stop()
+            elector.stop(WAIT)
 
 
 @pytest.fixture
-def sandbox() -> Iterator[KubeSandbox]:
-    kube = KubeSandbox()
-    kube.start()
-    try:
-        yield kube
-    finally:
-        kube.stop()
-
-
-@pytest.fixture
-def writes(sandbox: KubeSandbox) -> LeaseWrites:
-    return LeaseWrites(sandbox)
-
-
-@pytest.fixture
-def electors(sandbox: KubeSandbox) -> Iterator[Electors]:
-    made = Electors(sandbox)
+def electors() -> Iterator[Electors]:
+    made = Electors()
     try:
         yield made
     finally:
         made.stop_all()
-
-
-def lease(sandbox: KubeSandbox) -> dict[str, Any]:
-    found = sandbox.get_object("leases", NAMESPACE, LEASE)
-    assert found is not None, "the lease was never written"
-    return found

@@ -1,9 +1,10 @@
-"""A fake clock and an in-memory Lease API under ``KubeAPI``, for the elector's timing.
+"""An in-memory Lease API under ``KubeAPI``, for the elector's timing.
 
 The sandbox API server answers in real time, so a test of "steps down after 10 s"
-would take 10 s and still depend on the machine's speed. Here time is a number: the
-elector's waits move it forward, and the transport moves it forward by a request's
-latency *while* the request is in flight, which is what a slow API server does.
+would take 10 s and still depend on the machine's speed. Here time is a number
+(``tests.fakeclock``): the elector's waits move it forward, and the transport moves
+it forward by a request's latency *while* the request is in flight, which is what a
+slow API server does.
 """
 
 from __future__ import annotations
@@ -19,31 +20,10 @@ import urllib3
 
 from provisioner.k8s.kubeapi import KubeAPI
 from provisioner.k8s.leader import LeaderElector
+from tests.fakeclock import FakeClock
 
 NAMESPACE = "kube-system"
 LEASE = "heketi-provisioner-fake"
-
-
-class FakeClock:
-    """Monotonic seconds that pass only when someone waits or a request is slow."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += max(0.0, seconds)
-
-    def wait(self, event: threading.Event, seconds: float) -> bool:
-        """``Event.wait`` in fake time: the whole timeout passes unless already set."""
-        if not event.is_set():
-            self.advance(seconds)
-        return event.is_set()
 
 
 @dataclass
@@ -168,6 +148,13 @@ class FakeLeaseServer:
             written["metadata"]["resourceVersion"] = str(self._version)
             self.leases[name] = written
             return 200 if request.method == "PUT" else 201, copy.deepcopy(written)
+
+    def write_behind(self, name: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Change the stored lease as another writer would (kubectl): a new version."""
+        with self._lock:
+            change(self.leases[name])
+            self._version += 1
+            self.leases[name]["metadata"]["resourceVersion"] = str(self._version)
 
     def lease_requests(self) -> list[Request]:
         with self._lock:

@@ -1,4 +1,9 @@
-"""Who leads: acquisition, exclusivity, hand-over on release and on expiry."""
+"""Who leads: acquisition, exclusivity, hand-over on release and on expiry.
+
+In simulated time with the real durations (lease 15 s, deadline 10 s, retry 2 s),
+so "taken over after the lease expired" is checked to the second. One test runs the
+elector against the Kubernetes API sandbox, for the Lease object as a server stores it.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,13 @@ from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.k8s.leader import LeaderElector
 from provisioner.k8s.leases import holder_identity, lease_name, micro_time
 from provisioner.sandbox.kube import KubeSandbox
+from provisioner.sandbox.waiting import wait_for
 
-from .conftest import LEASE, NAMESPACE, WAIT, Electors, LeaseWrites, lease
+from .conftest import WAIT, Electors
+from .fakes import LEASE, NAMESPACE, FakeLeaseServer
 
 MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+DURATION, DEADLINE, RETRY = 15.0, 10.0, 2.0  # the elector's defaults
 
 
 def test_micro_time_format() -> None:
@@ -29,11 +37,11 @@ def test_micro_time_format() -> None:
     [(15.0, 15.0, 2.0), (15.0, 10.0, 10.0), (15.0, 10.0, 0.0), (5.0, 10.0, 2.0)],
 )
 def test_inconsistent_durations_are_refused(
-    sandbox: KubeSandbox, duration: float, deadline: float, period: float
+    duration: float, deadline: float, period: float
 ) -> None:
     with pytest.raises(ValueError, match="retry_period < renew_deadline < lease_duration"):
         LeaderElector(
-            KubeAPI(load_api_client(sandbox.kubeconfig_path)),
+            KubeAPI(FakeLeaseServer(clock=lambda: 0.0, advance=lambda _s: None)),  # type: ignore[arg-type]
             namespace=NAMESPACE,
             name=LEASE,
             identity="a",
@@ -45,112 +53,100 @@ def test_inconsistent_durations_are_refused(
         )
 
 
-def test_first_candidate_creates_the_lease(sandbox: KubeSandbox, electors: Electors) -> None:
+def test_first_candidate_creates_the_lease(electors: Electors) -> None:
     elector, calls = electors.make("replica-a")
-    assert calls.until(lambda: "started" in calls.calls)
+    assert electors.run_until(lambda: "started" in calls.calls)
+    assert calls.at("started") == [0.0]
     assert elector.is_leader()
-    spec = lease(sandbox)["spec"]
+    spec = electors.lease()["spec"]
     assert spec["holderIdentity"] == "replica-a"
-    assert spec["leaseDurationSeconds"] == 2
+    assert spec["leaseDurationSeconds"] == 15
     assert spec["leaseTransitions"] == 0
     assert MICRO_TIME.fullmatch(spec["acquireTime"])
     assert MICRO_TIME.fullmatch(spec["renewTime"])
 
 
-def test_leader_keeps_renewing(
-    sandbox: KubeSandbox, electors: Electors, writes: LeaseWrites
-) -> None:
+def test_leader_renews_every_retry_period(electors: Electors) -> None:
     _, calls = electors.make("replica-a")
-    assert calls.until(lambda: "started" in calls.calls)
-    first = lease(sandbox)["spec"]
-    assert writes.until(lambda: writes.renewals_by("replica-a") >= 5)
-    latest = lease(sandbox)["spec"]
+    assert electors.run_until(lambda: "started" in calls.calls)
+    first = dict(electors.lease()["spec"])
+    electors.run_for(10 * RETRY + 0.5)
+    renewals = [r.sent for r in electors.server.lease_requests() if r.method == "PUT"]
+    assert renewals == [pytest.approx(RETRY * n) for n in range(1, 11)]
+    latest = electors.lease()["spec"]
     assert latest["acquireTime"] == first["acquireTime"]  # a renewal is not an acquisition
-    assert latest["renewTime"] != first["renewTime"]
     assert latest["leaseTransitions"] == 0
     assert calls.calls == ["started"]
 
 
-def test_two_candidates_exactly_one_leads(
-    sandbox: KubeSandbox, electors: Electors, writes: LeaseWrites
-) -> None:
+def test_two_candidates_exactly_one_leads(electors: Electors) -> None:
     a, a_calls = electors.make("replica-a")
     b, b_calls = electors.make("replica-b")
-    assert writes.until(lambda: a.is_leader() or b.is_leader())
+    electors.run_for(20 * DURATION)  # many lease durations of the follower retrying
     leader, follower = (a, b) if a.is_leader() else (b, a)
-    follower_calls = b_calls if follower is b else a_calls
-    seen = writes.renewals_by(leader.identity)
-    # Many renewals, i.e. many lease durations' worth of the follower retrying.
-    assert writes.until(lambda: writes.renewals_by(leader.identity) >= seen + 15)
-    assert leader.is_leader()
-    assert not follower.is_leader()
-    assert follower_calls.calls == []
-    assert lease(sandbox)["spec"]["holderIdentity"] == leader.identity
+    assert leader.is_leader() and not follower.is_leader()
+    assert sorted([a_calls.calls, b_calls.calls]) == [[], ["started"]]
+    assert electors.lease()["spec"]["holderIdentity"] == leader.identity
     assert follower.holder() == leader.identity
-    assert {v["holderIdentity"] for v in writes.versions} == {leader.identity}
+    assert {spec["holderIdentity"] for spec in electors.writes()} == {leader.identity}
 
 
-def test_released_lease_is_taken_over_at_once(
-    sandbox: KubeSandbox, electors: Electors, writes: LeaseWrites
-) -> None:
-    # A lease duration far beyond the wait: the standby can only get in through release.
-    slow: dict[str, Any] = {"lease_duration": 120.0, "renew_deadline": 60.0, "retry_period": 0.1}
+def test_released_lease_is_taken_over_at_once(electors: Electors) -> None:
+    # A lease duration far beyond the test: the standby can only get in through release.
+    slow: dict[str, Any] = {"lease_duration": 3600.0, "renew_deadline": 60.0}
     a, a_calls = electors.make("replica-a", **slow)
-    assert a_calls.until(lambda: a.is_leader())
-    b, b_calls = electors.make("replica-b", **slow)
-    assert writes.until(lambda: writes.renewals_by("replica-a") >= 3)
+    assert electors.run_until(lambda: a.is_leader())
+    _, b_calls = electors.make("replica-b", **slow)
+    electors.run_for(3 * RETRY)
 
+    released_at = electors.clock()
     assert a.release() is True
     assert a_calls.calls == ["started", "stopped"]
     assert not a.is_leader()
-    assert b_calls.until(lambda: "started" in b_calls.calls)
-    assert b.is_leader()
-    holders = [v["holderIdentity"] for v in writes.versions]
-    assert "" in holders  # the release itself was written
-    assert holders.index("") < holders.index("replica-b")
-    spec = lease(sandbox)["spec"]
-    assert spec["holderIdentity"] == "replica-b"
-    assert spec["leaseTransitions"] == 1
-    assert spec["leaseDurationSeconds"] == 120
+    assert electors.run_until(lambda: "started" in b_calls.calls, within=RETRY)
+    assert b_calls.at("started")[0] - released_at <= RETRY
+    holders = [spec["holderIdentity"] for spec in electors.writes()]
+    assert holders.index("") < holders.index("replica-b")  # the release itself was written
+    spec = electors.lease()["spec"]
+    assert (spec["holderIdentity"], spec["leaseTransitions"]) == ("replica-b", 1)
+    assert spec["leaseDurationSeconds"] == 3600
 
 
-def test_release_of_a_lease_never_held_writes_nothing(
-    sandbox: KubeSandbox, electors: Electors, writes: LeaseWrites
-) -> None:
-    a, a_calls = electors.make("replica-a")
-    assert a_calls.until(lambda: a.is_leader())
+def test_release_of_a_lease_never_held_writes_nothing(electors: Electors) -> None:
+    a, _ = electors.make("replica-a")
+    assert electors.run_until(lambda: a.is_leader())
     b, b_calls = electors.make("replica-b")
-    before = writes.count()
+    electors.run_for(RETRY)
+    before = len(electors.writes())
     assert b.release() is False
     assert b_calls.calls == []
-    assert lease(sandbox)["spec"]["holderIdentity"] == "replica-a"
-    assert all(v["holderIdentity"] == "replica-a" for v in writes.versions[before:])
+    assert electors.lease()["spec"]["holderIdentity"] == "replica-a"
+    assert all(spec["holderIdentity"] == "replica-a" for spec in electors.writes()[before:])
 
 
-def test_silent_leader_is_replaced_after_the_lease_expires(
-    sandbox: KubeSandbox, electors: Electors, writes: LeaseWrites
-) -> None:
+def test_silent_leader_is_replaced_once_the_lease_expires(electors: Electors) -> None:
     a, a_calls = electors.make("replica-a")
-    assert a_calls.until(lambda: a.is_leader())
+    assert electors.run_until(lambda: a.is_leader())
     b, b_calls = electors.make("replica-b")
-    assert writes.until(lambda: writes.renewals_by("replica-a") >= 3)
+    electors.run_for(3 * RETRY)
 
     a.stop()  # no release: the lease stays A's until it expires
+    (last_renewal,) = [r.sent for r in electors.server.lease_requests() if r.method == "PUT"][-1:]
     assert a_calls.calls == ["started", "stopped"]
-    assert b_calls.until(lambda: "started" in b_calls.calls)
+    assert electors.run_until(lambda: "started" in b_calls.calls)
+    taken = b_calls.at("started")[0]
+    # B counts the expiry from when it first saw A's last renewal, on its own clock:
+    # it sees the renewal at its next poll, and takes over at its first poll after.
+    assert last_renewal + DURATION <= taken <= last_renewal + DURATION + 2 * RETRY
     assert b.is_leader() and not a.is_leader()
-    assert "" not in [v["holderIdentity"] for v in writes.versions]
-    spec = lease(sandbox)["spec"]
-    assert spec["holderIdentity"] == "replica-b"
-    assert spec["leaseTransitions"] == 1
+    assert "" not in [spec["holderIdentity"] for spec in electors.writes()]
+    spec = electors.lease()["spec"]
+    assert (spec["holderIdentity"], spec["leaseTransitions"]) == ("replica-b", 1)
 
 
-def test_stale_lease_of_a_dead_process_is_taken_over(
-    sandbox: KubeSandbox, electors: Electors
-) -> None:
-    kube = electors.api()
+def test_stale_lease_of_a_dead_process_is_taken_over(electors: Electors) -> None:
     stale = micro_time(datetime(2020, 1, 1, tzinfo=timezone.utc))
-    kube.create(
+    electors.api().create(
         "leases",
         {
             "apiVersion": "coordination.k8s.io/v1",
@@ -166,10 +162,11 @@ def test_stale_lease_of_a_dead_process_is_taken_over(
         },
         NAMESPACE,
     )
-    b, b_calls = electors.make("replica-b")
-    assert b_calls.until(lambda: b.is_leader())
-    assert b_calls.until(lambda: "started" in b_calls.calls)
-    spec = lease(sandbox)["spec"]
+    _, b_calls = electors.make("replica-b")
+    assert electors.run_until(lambda: "started" in b_calls.calls)
+    # The record's own duration (1 s) counts, from when B first saw it, not renewTime.
+    assert 1.0 <= b_calls.at("started")[0] <= 1.0 + RETRY
+    spec = electors.lease()["spec"]
     assert spec["holderIdentity"] == "replica-b"
     assert spec["leaseTransitions"] == 5
     assert spec["acquireTime"] != stale
@@ -178,9 +175,9 @@ def test_stale_lease_of_a_dead_process_is_taken_over(
 def test_stop_is_immediate_even_with_a_long_retry_period(electors: Electors) -> None:
     slow: dict[str, Any] = {"lease_duration": 600.0, "renew_deadline": 500.0, "retry_period": 400.0}
     a, a_calls = electors.make("replica-a", **slow)
-    assert a_calls.until(lambda: a.is_leader())
+    assert electors.run_until(lambda: a.is_leader())
     a.stop(timeout=WAIT)
-    assert a._thread is not None and not a._thread.is_alive()
+    assert not a.running()
     assert a_calls.calls == ["started", "stopped"]
     assert not a.is_leader()
 
@@ -189,6 +186,29 @@ def test_an_elector_starts_once(electors: Electors) -> None:
     a, _ = electors.make("replica-a")
     with pytest.raises(RuntimeError):
         a.start()
+
+
+def test_against_the_api_sandbox_the_lease_is_stored_and_released() -> None:
+    """The Lease as an API server stores it: created, then handed back on release."""
+    with KubeSandbox() as sandbox:
+        elector = LeaderElector(
+            KubeAPI(load_api_client(sandbox.kubeconfig_path)),
+            namespace=NAMESPACE,
+            name=LEASE,
+            identity="replica-a",
+            on_started_leading=lambda: None,
+            on_stopped_leading=lambda: None,
+        )
+        elector.start()
+        try:
+            found = wait_for(lambda: sandbox.get_object("leases", NAMESPACE, LEASE), WAIT, "Lease")
+            assert found["spec"]["holderIdentity"] == "replica-a"
+            assert found["apiVersion"] == "coordination.k8s.io/v1"
+            assert elector.release() is True
+        finally:
+            elector.stop()
+        released = sandbox.get_object("leases", NAMESPACE, LEASE)
+        assert released is not None and released["spec"]["holderIdentity"] == ""
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,16 @@
 """Losing the Lease ends the process at once and writes nothing more to the Lease;
 a clean shutdown (SIGTERM) still hands the Lease back.
 
-This goes through ``app.run`` with a fake controller and a fake Lease API in real
-time (a 3 s lease, the shortest the settings allow), with ``exit_hard`` recording the
-exit instead of ending pytest.
+This goes through ``app.run`` with a fake controller and a fake Lease API, the
+elector on a simulated clock (the default 15 s lease), with ``exit_hard`` recording
+the exit instead of ending pytest.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
-from typing import NoReturn, cast
+from typing import Any, NoReturn, cast
 
 import pytest
 import structlog
@@ -19,7 +18,10 @@ import structlog
 from provisioner import app
 from provisioner.config import Settings
 from provisioner.k8s.kubeapi import KubeAPI
+from provisioner.k8s.leader import LeaderElector
 from provisioner.observability import Metrics
+from provisioner.sandbox.waiting import wait_for
+from tests.fakeclock import SimClock
 
 from .conftest import WAIT, Waiter
 from .fakes import FakeLeaseServer
@@ -65,15 +67,24 @@ class Run:
     """``app.run`` on a thread, with a fake controller and a stop event for SIGTERM."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.server = FakeLeaseServer(clock=time.monotonic, advance=time.sleep)
+        self.clock = SimClock()
+        self.server = FakeLeaseServer(clock=self.clock, advance=self.clock.advance)
         self.controller = FakeController(KubeAPI(self.server, request_timeout=5.0))  # type: ignore[arg-type]
         self.sigterm = threading.Event()
         self.exits = Exits()
         self.result: list[int] = []
+        self.electors: list[LeaderElector] = []
+
+        def elector_on_the_clock(*args: Any, **kwargs: Any) -> LeaderElector:
+            made = LeaderElector(*args, clock=self.clock, wait=self.clock.wait, **kwargs)
+            self.electors.append(made)
+            return made
+
         monkeypatch.delenv("POD_NAMESPACE", raising=False)
         monkeypatch.setattr(app, "build_controller", lambda _settings: self.controller)
         monkeypatch.setattr(app, "stop_on_signals", lambda: self.sigterm)
-        settings = Settings(metrics_address="", leader_election_lease_duration=3.0)
+        monkeypatch.setattr(app, "LeaderElector", elector_on_the_clock)
+        settings = Settings(metrics_address="")
         exit_hard = cast("Callable[[int], NoReturn]", self.exits)
         self.thread = threading.Thread(
             target=lambda: self.result.append(app.run(settings, exit_hard=exit_hard)),
@@ -83,7 +94,16 @@ class Run:
 
     def start(self) -> None:
         self.thread.start()
-        assert self.controller.started.wait(WAIT), "never elected"
+        wait_for(lambda: self.electors and self.electors[0].running(), WAIT, "the elector")
+        assert self.run_until(self.controller.started.is_set), "never elected"
+
+    def run_until(self, predicate: Callable[[], bool]) -> bool:
+        """Let simulated time pass (at most a few lease durations) until ``predicate``."""
+        return self.clock.run_until(
+            predicate,
+            participants=lambda: sum(e.running() for e in self.electors),
+            limit=self.clock() + 60.0,
+        )
 
     def finish(self) -> int:
         self.thread.join(WAIT)
@@ -104,7 +124,7 @@ def test_lost_lease_exits_at_once_and_never_releases(run: Run) -> None:
     run.start()
     with structlog.testing.capture_logs() as logs:
         run.server.fail = lambda r: 500 if r.method == "PUT" else None  # the API server fails
-        assert run.exits.until(lambda: bool(run.exits.codes)), "exit_hard never called"
+        assert run.run_until(lambda: bool(run.exits.codes)), "exit_hard never called"
         status = run.finish()
 
     assert run.exits.codes == [1]

@@ -5,8 +5,10 @@ All in fake time."""
 
 from __future__ import annotations
 
+from tests.fakeclock import FakeClock
+
 from .conftest import WAIT
-from .fakes import FakeClock, FakeLeaseServer, Request, fake_elector
+from .fakes import FakeLeaseServer, Request, fake_elector
 
 
 def test_failing_renewals_call_on_lost_before_on_stopped() -> None:

@@ -1,52 +1,79 @@
-"""Renewing under trouble: conflicts are re-read, failures past the deadline step down."""
+"""Renewing under trouble: conflicts are re-read, failures past the deadline step down.
+
+All in fake time (lease 15 s, deadline 10 s, retry 2 s).
+"""
 
 from __future__ import annotations
 
-from provisioner.sandbox.kube import KubeSandbox
+from typing import Any
 
-from .conftest import LEASE, NAMESPACE, WAIT, Electors, LeaseWrites, lease
-from .fakes import FakeClock, FakeLeaseServer, fake_elector
+from tests.fakeclock import FakeClock
+
+from .conftest import WAIT, Electors
+from .fakes import LEASE, FakeLeaseServer, Request, fake_elector
 
 
-def test_foreign_write_conflicts_are_reread_and_leadership_kept(
-    sandbox: KubeSandbox, electors: Electors, writes: LeaseWrites
-) -> None:
-    a, a_calls = electors.make("replica-a")
-    assert a_calls.until(lambda: a.is_leader())
+def _label(lease: dict[str, Any]) -> None:
+    lease["metadata"]["labels"] = {"x": "y"}
+
+
+def test_foreign_write_conflicts_are_reread_and_leadership_kept(electors: Electors) -> None:
+    a, calls = electors.make("replica-a")
+    assert electors.run_until(lambda: a.is_leader())
     # Someone (kubectl label, say) changes the lease: A's cached resourceVersion is stale.
-    electors.api().patch("leases", LEASE, {"metadata": {"labels": {"x": "y"}}}, NAMESPACE)
-    seen = writes.renewals_by("replica-a")
-    assert writes.until(lambda: writes.renewals_by("replica-a") >= seen + 5)
+    electors.server.write_behind(LEASE, _label)
+    seen = electors.renewals_by("replica-a")
+    electors.run_for(11.0)
+    assert electors.renewals_by("replica-a") >= seen + 5
     assert a.is_leader()
-    assert a_calls.calls == ["started"]
-    assert lease(sandbox)["metadata"]["labels"] == {"x": "y"}  # kept, not overwritten
+    assert calls.calls == ["started"]
+    assert electors.lease()["metadata"]["labels"] == {"x": "y"}  # kept, not overwritten
+    assert any(r.status == 409 for r in electors.server.lease_requests())
 
 
-def test_injected_409_on_renew_is_reread(
-    sandbox: KubeSandbox, electors: Electors, writes: LeaseWrites
-) -> None:
-    a, a_calls = electors.make("replica-a")
-    assert a_calls.until(lambda: a.is_leader())
-    sandbox.faults.fail_next_writes("leases", count=2, status=409, message="stale")
-    seen = writes.renewals_by("replica-a")
-    assert writes.until(lambda: writes.renewals_by("replica-a") >= seen + 5)
-    assert a_calls.calls == ["started"]
+def test_injected_409_on_renew_is_reread(electors: Electors) -> None:
+    a, calls = electors.make("replica-a")
+    assert electors.run_until(lambda: a.is_leader())
+    conflicts: list[Request] = []
+
+    def twice(request: Request) -> int | None:
+        if request.method == "PUT" and len(conflicts) < 2:
+            conflicts.append(request)
+            return 409
+        return None
+
+    electors.server.fail = twice
+    seen = electors.renewals_by("replica-a")
+    electors.run_for(11.0)
+    assert len(conflicts) == 2
+    assert electors.renewals_by("replica-a") >= seen + 5
+    assert calls.calls == ["started"]
 
 
-def test_racing_candidates_for_an_expired_lease_one_wins(
-    sandbox: KubeSandbox, electors: Electors, writes: LeaseWrites
-) -> None:
-    electors_made = [electors.make(f"replica-{n}") for n in range(4)]
-    assert writes.until(lambda: writes.count() >= 20)
-    leaders = [e for e, _ in electors_made if e.is_leader()]
+def test_racing_candidates_for_an_expired_lease_one_wins(electors: Electors) -> None:
+    made = [electors.make(f"replica-{n}") for n in range(4)]
+    electors.run_for(60.0)
+    leaders = [e for e, _ in made if e.is_leader()]
     assert len(leaders) == 1
-    started = sum(calls.count("started") for _, calls in electors_made)
-    assert started == 1
-    assert {v["holderIdentity"] for v in writes.versions} == {leaders[0].identity}
+    assert sum(calls.calls.count("started") for _, calls in made) == 1
+    assert {spec["holderIdentity"] for spec in electors.writes()} == {leaders[0].identity}
+
+
+def test_leader_replaced_by_another_holder_steps_down(electors: Electors) -> None:
+    a, calls = electors.make("replica-a")
+    assert electors.run_until(lambda: a.is_leader())
+
+    def forced(lease: dict[str, Any]) -> None:  # an operator: kubectl edit
+        lease["spec"].update(holderIdentity="replica-z", leaseDurationSeconds=3600)
+
+    electors.server.write_behind(LEASE, forced)
+    assert electors.run_until(lambda: "stopped" in calls.calls, within=30.0)
+    assert not a.is_leader()
+    assert electors.lease()["spec"]["holderIdentity"] == "replica-z"
 
 
 def test_api_errors_while_renewing_end_leadership() -> None:
-    # In fake time (lease 15, deadline 10, retry 2): writes fail from t=5 to t=30.
+    # Writes fail from t=5 to t=30.
     clock = FakeClock()
     server = FakeLeaseServer(clock=clock, advance=clock.advance)
     server.fail = lambda r: 500 if r.method == "PUT" and 5 <= r.sent < 30 else None
@@ -59,33 +86,15 @@ def test_api_errors_while_renewing_end_leadership() -> None:
                                    ("started", 30.0)]  # fmt: skip
 
 
-def test_hanging_api_server_steps_down_without_waiting_for_an_answer(
-    sandbox: KubeSandbox, electors: Electors
-) -> None:
-    a, a_calls = electors.make("replica-a")
-    assert a_calls.until(lambda: a.is_leader())
-    # Every answer now takes longer than the test waits: the step-down can only come
-    # from the elector's own deadline, not from a request returning.
-    sandbox.faults.latency = 60.0
-    try:
-        assert a_calls.until(lambda: "stopped" in a_calls.calls)
-        assert not a.is_leader()
-    finally:
-        sandbox.faults.latency = 0.0
-
-
-def test_leader_replaced_by_another_holder_steps_down(
-    sandbox: KubeSandbox, electors: Electors
-) -> None:
-    a, a_calls = electors.make("replica-a")
-    assert a_calls.until(lambda: a.is_leader())
-    # An operator forces the lease to another holder (kubectl edit).
-    electors.api().patch(
-        "leases",
-        LEASE,
-        {"spec": {"holderIdentity": "replica-z", "leaseDurationSeconds": 3600}},
-        NAMESPACE,
-    )
-    assert a_calls.until(lambda: "stopped" in a_calls.calls)
+def test_hanging_api_server_steps_down_without_waiting_for_an_answer() -> None:
+    # From t=3 every answer takes a minute: the step-down can only come from the
+    # elector's own deadline (each request is given the time left before it).
+    clock = FakeClock()
+    server = FakeLeaseServer(clock=clock, advance=clock.advance)
+    server.latency = lambda r: 60.0 if r.sent >= 3 else 0.0
+    a, timeline = fake_elector(server, clock)
+    a.start()
+    assert timeline.finish(WAIT), timeline.events
+    # Renewed at 2; the renewal sent at 4 times out when the deadline (2 + 10) comes.
+    assert timeline.events == [("started", 0.0), ("lost", 12.0), ("stopped", 12.0)]
     assert not a.is_leader()
-    assert lease(sandbox)["spec"]["holderIdentity"] == "replica-z"

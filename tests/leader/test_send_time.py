@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fakeclock import FakeClock
+
 from .conftest import WAIT
-from .fakes import FakeClock, FakeLeaseServer, Request, fake_elector
+from .fakes import FakeLeaseServer, Request, fake_elector
 
 DEADLINE = 10.0  # renew_deadline; lease_duration 15, retry_period 2
 

@@ -20,12 +20,12 @@ import pytest
 from provisioner.app import build_controller
 from provisioner.config import Settings
 from provisioner.controller.loop import Controller
-from provisioner.gluster.credentials import heketi_secret_body
 from provisioner.k8s.errors import KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.observability import HealthServer, start_health_server
 from provisioner.sandbox.stack import SandboxStack, StackOptions
 from provisioner.sandbox.waiting import wait_for
+from tests.builders import claim_body, class_body, secret_body
 
 NAMESPACE = "default"
 ADMIN_KEY = "observability-admin-key-0123456789"
@@ -92,42 +92,23 @@ class World:
 
     def secret(self) -> str:
         name = f"heketi-{next(_names)}"
-        self.user.create("secrets", heketi_secret_body(name, NAMESPACE, ADMIN_KEY), NAMESPACE)
+        self.user.create("secrets", secret_body(name, NAMESPACE, ADMIN_KEY), NAMESPACE)
         return name
 
     def storage_class(self, *, secret: str | None = None, **params: str) -> str:
         name = f"gluster-{next(_names)}"
-        parameters = {
-            "resturl": self.sim.url,
-            "restuser": "admin",
-            "secretNamespace": NAMESPACE,
-            "secretName": secret or self.secret(),
+        body = class_body(
+            name,
+            self.sim.url,
+            secret=(NAMESPACE, secret or self.secret()),
+            provisioner=self.settings.provisioner_name,
             **params,
-        }
-        self.user.create(
-            "storageclasses",
-            {
-                "apiVersion": "storage.k8s.io/v1",
-                "kind": "StorageClass",
-                "metadata": {"name": name},
-                "provisioner": self.settings.provisioner_name,
-                "reclaimPolicy": "Delete",
-                "parameters": parameters,
-            },
         )
+        self.user.create("storageclasses", body)
         return name
 
     def claim(self, storage_class: str) -> dict[str, Any]:
-        body = {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": f"claim-{next(_names)}", "namespace": NAMESPACE},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": storage_class,
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        }
+        body = claim_body(f"claim-{next(_names)}", NAMESPACE, storage_class)
         return self.user.create("persistentvolumeclaims", body, NAMESPACE)
 
     def find(self, resource: str, name: str, namespace: str | None = None) -> Any:

@@ -89,9 +89,9 @@ def run_flows(world: World) -> None:
     controller.sweep_orphans(controller.pvs.list(), controller.claims.list(),
                              controller.classes.list())  # fmt: skip
 
-    companions = pv["spec"]["glusterfs"]["endpoints"]
-    world.user.delete("endpoints", companions, "default")
-    world.wait_for(lambda: world.find("endpoints", companions, "default"),
+    endpoints = pv["spec"]["glusterfs"]["endpoints"]
+    world.user.delete("endpoints", endpoints, "default")
+    world.wait_for(lambda: world.find("endpoints", endpoints, "default"),
                    what="the Endpoints to be repaired")  # fmt: skip
 
     bad = world.storage_class(secret="no-such-secret")

@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -32,13 +31,13 @@ from provisioner.audit.compare import run_audit
 from provisioner.audit.report import AuditReport
 from provisioner.controller.keys import ANN_PROVISIONED_BY
 from provisioner.gluster.annotations import ANN_GID, LABEL_PROVISIONED_FOR_PVC
-from provisioner.gluster.credentials import heketi_secret_body
 from provisioner.gluster.intent import LABEL_INTENT
 from provisioner.k8s.errors import KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
-from provisioner.sandbox.waiting import wait_for
+from provisioner.sandbox.waiting import WaitTimeout, wait_for
+from tests.builders import claim_body, class_body, secret_body
 
 PROVISIONER = "gluster.org/heketi"
 NAMESPACE = "default"
@@ -210,46 +209,27 @@ class World:
     ) -> str:
         name = f"heketi-{next(_names)}"
         value = self.admin_key if key is None else key
-        body = heketi_secret_body(name, NAMESPACE, value, type_=type_, entry=entry)
+        body = secret_body(name, NAMESPACE, value, type_=type_, entry=entry)
         self.kube.create("secrets", body, NAMESPACE)
         return name
 
     def storage_class(self, *, secret: str | None = None, **params: str | None) -> str:
         name = f"gluster-{next(_names)}"
-        parameters: dict[str, str | None] = {
-            "resturl": self.sim.url,
-            "restuser": "admin",
-            "secretNamespace": NAMESPACE,
-            "secretName": secret or self.secret(),
+        body = class_body(
+            name,
+            self.sim.url,
+            secret=(NAMESPACE, secret or self.secret()),
+            provisioner=PROVISIONER,
             **params,
-        }
-        self.kube.create(
-            "storageclasses",
-            {
-                "apiVersion": "storage.k8s.io/v1",
-                "kind": "StorageClass",
-                "metadata": {"name": name},
-                "provisioner": PROVISIONER,
-                "reclaimPolicy": "Delete",
-                "parameters": {k: v for k, v in parameters.items() if v is not None},
-            },
         )
+        self.kube.create("storageclasses", body)
         return name
 
     def claim(
         self, storage_class: str, *, size: str = "1Gi", name: str | None = None,
         expect_bound: bool = True,
     ) -> dict[str, Any]:  # fmt: skip
-        body = {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name or f"claim-{next(_names)}", "namespace": NAMESPACE},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": storage_class,
-                "resources": {"requests": {"storage": size}},
-            },
-        }
+        body = claim_body(name or f"claim-{next(_names)}", NAMESPACE, storage_class, size=size)
         claim = self.kube.create("persistentvolumeclaims", body, NAMESPACE)
         if expect_bound:
             self.expected[claim["metadata"]["name"]] = claim["metadata"]["uid"]
@@ -313,7 +293,7 @@ class World:
 
     def _settled(self, tolerated: set[str]) -> list[str]:
         """What still differs from the end state (empty when converged); ``tolerated``
-        are claim uids whose leftovers (volume, companions, never a PV) are accepted."""
+        are claim uids whose leftovers (volume, endpoints, never a PV) are accepted."""
         wrong: list[str] = []
         claims = {c["metadata"]["name"]: c for c in self.sandbox.list_objects(
             "persistentvolumeclaims", NAMESPACE)}  # fmt: skip
@@ -369,14 +349,17 @@ class World:
         """Wait for the end state, then hold it to the audit: every expected claim Bound
         to ``pvc-<uid>`` exactly once, nothing left of deleted ones (no volume, no
         Endpoints, no Service), no orphans, no duplicates, no PV without its volume, no
-        missing companions, GIDs unique. Nothing is tolerated.
+        missing endpoints, GIDs unique. Nothing is tolerated.
         """
         tolerated: set[str] = set()
-        deadline = time.monotonic() + timeout
-        wrong = self._settled(tolerated)
-        while wrong and time.monotonic() < deadline:
-            time.sleep(0.1)
-            wrong = self._settled(tolerated)
+        wrong: list[str] = []
+
+        def settled() -> bool:
+            wrong[:] = self._settled(tolerated)
+            return not wrong
+
+        with contextlib.suppress(WaitTimeout):
+            wait_for(settled, timeout, "convergence", interval=0.1)
         report = run_audit(self.kube, provisioner_name=PROVISIONER)
         assert not wrong, f"not converged after {timeout}s: {wrong[:10]}\naudit: {report}"
         assert report.problems == 0, report

@@ -35,7 +35,7 @@ def _expire_watches(world: World) -> None:
     world.sandbox.faults.drop_watches()
 
 
-def _fail_companion_writes(world: World) -> None:
+def _fail_endpoints_writes(world: World) -> None:
     for resource in ("endpoints", "services"):
         world.sandbox.faults.fail_next_writes(resource, count=2, status=500, message="injected")
 
@@ -64,7 +64,7 @@ API_FAULTS = [
             verbs={"patch"},
         ),
     ),
-    ApiFault("companions-500", _fail_companion_writes),
+    ApiFault("endpoints-500", _fail_endpoints_writes),
     ApiFault(
         "events-500",
         lambda w: w.sandbox.faults.fail_next_writes(

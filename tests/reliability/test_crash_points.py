@@ -61,7 +61,7 @@ PROVISION_STEPS = [
     ),
     # Endpoints written (after the volume), the PV not: create sent but not applied.
     Step(
-        "companions-written",
+        "endpoints-written",
         lambda w: w.sandbox.faults.hold_next_write("persistentvolumes", verbs={"create"}),
         False,
     ),
@@ -89,7 +89,7 @@ DELETE_STEPS = [
         lambda w: w.sandbox.faults.hold_next_write("endpoints", verbs={"delete"}),
         False,
     ),
-    # Heketi volume and companions gone; our finalizer still on the PV.
+    # Heketi volume and endpoints gone; our finalizer still on the PV.
     Step(
         "before-finalizer-removal",
         lambda w: w.sandbox.faults.hold_next_write("persistentvolumes", verbs={"patch"}),

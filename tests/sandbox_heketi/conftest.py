@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from provisioner.sandbox.heketi import HeketiSimulator
+from provisioner.sandbox.waiting import wait_for
 
 ADMIN_KEY = "admin-secret-for-the-simulator-tests"
 USER_KEY = "user-secret-for-the-simulator-tests!"
@@ -73,21 +74,18 @@ class Heketi:
     @staticmethod
     def until(condition: Callable[[], bool], deadline: float = 10.0) -> None:
         """Wait for a condition with a deadline (never a bare sleep)."""
-        end = time.monotonic() + deadline
-        while not condition():
-            if time.monotonic() > end:
-                raise AssertionError("condition not reached before the deadline")
-            time.sleep(0.005)
+        wait_for(condition, deadline, "the condition", interval=0.005)
 
     def wait(self, queue_path: str, deadline: float = 10.0) -> requests.Response:
         """Poll a queue entry until it stops being pending (deadline, not sleeps)."""
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
+
+        def done() -> tuple[requests.Response] | None:  # a tuple: a 404 Response is falsy
             response = self.get(queue_path)
-            if response.status_code != 200 or "X-Pending" not in response.headers:
-                return response
-            time.sleep(0.01)  # poll interval, not synchronisation: the loop checks state
-        raise AssertionError(f"{queue_path} still pending after {deadline}s")
+            pending = response.status_code == 200 and "X-Pending" in response.headers
+            return None if pending else (response,)
+
+        (response,) = wait_for(done, deadline, f"{queue_path} to end", interval=0.01)
+        return response
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a volume through the whole async protocol; its JSON."""

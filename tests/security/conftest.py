@@ -63,12 +63,12 @@ from provisioner.gluster.annotations import (
     ANN_SECRET_NAMESPACE,
     LABEL_PROVISIONED_FOR_PVC,
 )
-from provisioner.gluster.credentials import heketi_secret_body
 from provisioner.k8s.errors import KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
 from provisioner.sandbox.waiting import wait_for
+from tests.builders import claim_body, class_body, secret_body
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -202,19 +202,8 @@ class TenantClient:
         return self.api.create(resource, body, namespace)
 
     def claim(self, name: str, storage_class: str, size: str = "1Gi") -> Obj:
-        return self.create(
-            "persistentvolumeclaims",
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": name, "namespace": self.namespace},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": storage_class,
-                    "resources": {"requests": {"storage": size}},
-                },
-            },
-        )
+        body = claim_body(name, self.namespace, storage_class, size=size)
+        return self.create("persistentvolumeclaims", body)
 
 
 def forged_record(
@@ -413,7 +402,7 @@ class World:
             )
         self.admin.create(
             "secrets",
-            heketi_secret_body(ADMIN_SECRET, CONTROLLER_NAMESPACE, ADMIN_KEY),
+            secret_body(ADMIN_SECRET, CONTROLLER_NAMESPACE, ADMIN_KEY),
             CONTROLLER_NAMESPACE,
         )
 
@@ -428,21 +417,13 @@ class World:
     # -- admin steps --------------------------------------------------------------
 
     def storage_class(self, name: str, *, binding_mode: str | None = None) -> str:
-        body: Obj = {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {"name": name},
-            "provisioner": PROVISIONER,
-            "reclaimPolicy": "Delete",
-            "parameters": {
-                "resturl": self.sim.url,
-                "restuser": "admin",
-                "secretNamespace": CONTROLLER_NAMESPACE,
-                "secretName": ADMIN_SECRET,
-            },
-        }
-        if binding_mode:
-            body["volumeBindingMode"] = binding_mode
+        body = class_body(
+            name,
+            self.sim.url,
+            secret=(CONTROLLER_NAMESPACE, ADMIN_SECRET),
+            provisioner=PROVISIONER,
+            binding_mode=binding_mode or None,
+        )
         self.admin.create("storageclasses", body)
         return name
 

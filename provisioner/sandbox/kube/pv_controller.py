@@ -22,11 +22,10 @@ from decimal import Decimal
 from typing import Any
 
 from .admission import BETA_CLASS_ANNOTATION, PV_PROTECTION, PVC_PROTECTION
+from .matching import fitting_size
 from .registry import Registry, now
 from .resources import by_plural
-from .selectors import Requirement
 from .store import Event
-from .validation import parse_quantity
 
 Obj = dict[str, Any]
 Item = tuple[str, ...]
@@ -168,31 +167,11 @@ class PVController:
             wait = sc is not None and sc.get("volumeBindingMode") == "WaitForFirstConsumer"
             if wait and not _ann(claim).get(SELECTED_NODE):
                 return None
-        wanted = parse_quantity(
-            ((spec.get("resources") or {}).get("requests") or {}).get("storage")
-        )
-        modes = set(spec.get("accessModes") or [])
-        selector = spec.get("selector") or {}
         best: tuple[Decimal, str, Obj] | None = None
         for name in self._unclaimed_volumes():
             pv = self._store.get("persistentvolumes", "", name)
-            if pv is None or pv["metadata"].get("deletionTimestamp"):
-                continue
-            pv_spec = pv.get("spec") or {}
-            size = parse_quantity((pv_spec.get("capacity") or {}).get("storage"))
-            if (
-                pv_spec.get("claimRef")
-                or (pv.get("status") or {}).get("phase") not in (None, "Pending", "Available")
-                or (pv_spec.get("storageClassName") or "") != class_name
-                or not modes <= set(pv_spec.get("accessModes") or [])
-                or pv_spec.get("volumeMode", "Filesystem") != spec.get("volumeMode", "Filesystem")
-                or size is None
-                or wanted is None
-                or size < wanted
-                or not _selects(selector, pv["metadata"].get("labels") or {})
-            ):
-                continue
-            if best is None or size < best[0]:
+            size = None if pv is None else fitting_size(pv, spec, class_name or "")
+            if pv is not None and size is not None and (best is None or size < best[0]):
                 best = (size, name, pv)
         return None if best is None else best[2]
 
@@ -374,22 +353,6 @@ class PVController:
             "reportingInstance": "",
         }
         self._registry.create(_EVENTS, meta["namespace"], body)
-
-
-def _selects(selector: Obj, labels: dict[str, str]) -> bool:
-    """A metav1.LabelSelector (matchLabels + matchExpressions) against labels."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
-    for expr in selector.get("matchExpressions") or []:
-        op = ops.get(expr.get("operator", ""))
-        if op is None:
-            return False
-        requirement = Requirement(expr.get("key", ""), op, frozenset(expr.get("values") or []))
-        if not requirement.matches(labels):
-            return False
-    return True
 
 
 def _ref_matches(ref: Obj, claim: Obj) -> bool:
