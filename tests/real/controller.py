@@ -110,6 +110,11 @@ def install_rbac(kube: RealKube) -> Path:
     return path
 
 
+def forget_rbac(kube: RealKube) -> None:
+    """After an uninstall (``kubectl delete -k manifests/``): install again on next use."""
+    _RBAC_INSTALLED.pop(kube.server, None)
+
+
 # -- the controller process ----------------------------------------------------------
 
 
