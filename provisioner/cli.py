@@ -192,6 +192,33 @@ def build_parser() -> argparse.ArgumentParser:
         "and its intent records live there (default: $POD_NAMESPACE, else default)",
     )
     _switch(run, "--no-leader-election", help="do not take the Lease (single replica only)")
+    _switch(
+        run,
+        "--no-pv-finalizer",
+        help="write PVs without our finalizer (a PV deleted directly then keeps its Heketi "
+        "volume, as in-tree); see docs/migration.md#uninstalling",
+    )
+
+    gone = sub.add_parser(
+        "uninstall",
+        help="remove our finalizer from every PV we provisioned (after stopping the "
+        "controller), so that no PV hangs in Terminating once we are gone",
+    )
+    _option(gone, "--kubeconfig", help="kubeconfig file; in-cluster service account when unset")
+    _option(
+        gone,
+        "--provisioner-name",
+        default=Settings().provisioner_name,
+        help="whose PVs (and Lease) to look at",
+    )
+    _option(
+        gone,
+        "--namespace",
+        help="the controller's namespace, where its Lease is (default: $POD_NAMESPACE, "
+        "else default)",
+    )
+    _switch(gone, "--force", help="also release PVs mid-delete (their Heketi volumes stay)")
+    _switch(gone, "--dry-run", help="say what would be done; change nothing")
 
     audit = sub.add_parser("audit", help="compare Heketi volumes with PVs; read-only")
     add_audit_arguments(audit)
@@ -241,6 +268,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ),
         log_format=args.log_format,
         log_level=args.log_level,
+        pv_finalizer=not getattr(args, "no_pv_finalizer", False),
         namespace=getattr(args, "namespace", None)
         or os.environ.get("POD_NAMESPACE")
         or Settings().namespace,
@@ -302,6 +330,20 @@ def settings_or_error(args: argparse.Namespace, argv: Sequence[str]) -> Settings
     return settings
 
 
+def _uninstall(args: argparse.Namespace) -> int:
+    from provisioner.controller.uninstall import uninstall
+    from provisioner.k8s.kubeapi import KubeAPI, load_api_client
+
+    kube = KubeAPI(load_api_client(args.kubeconfig or None))
+    return uninstall(
+        kube,
+        provisioner_name=args.provisioner_name,
+        namespace=args.namespace or os.environ.get("POD_NAMESPACE") or Settings().namespace,
+        force=args.force,
+        dry_run=args.dry_run,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -319,6 +361,8 @@ def _main(argv: list[str]) -> int:
         return 2
     if args.command == "audit":
         return audit_main(args)
+    if args.command == "uninstall":
+        return _uninstall(args)
     settings = settings_or_error(args, argv)
     if args.command == "run":
         configure_logging(settings.log_format, settings.log_level)

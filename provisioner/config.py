@@ -117,6 +117,11 @@ class Settings:
     leader died without releasing it.  The leader gives up after 2/3 of it without a
     successful renewal, and renews every 2/15 of it.  Default 15."""
 
+    pv_finalizer: bool = True
+    """Put our finalizer on every PV we write, so a PV is not removed before its Heketi
+    volume is gone (``--no-pv-finalizer`` turns it off: a PV deleted directly then
+    leaves its volume behind, as with the in-tree provisioner).  Default on."""
+
     namespace: str = "default"
     """The controller's own namespace (``$POD_NAMESPACE`` in a pod): the leader Lease
     and the intent records live there. Only cluster admins may write it; everything

@@ -20,7 +20,8 @@ import structlog
 
 from provisioner.controller.bind_latency import BindTimer
 from provisioner.controller.contract import Outcome, Provisioner, ProvisionError, pv_name
-from provisioner.controller.predicates import ClaimVerdict, claim_class_name, should_provision
+from provisioner.controller.keys import FINALIZER
+from provisioner.controller.predicates import ClaimVerdict, class_name_of, should_provision
 from provisioner.k8s.errors import KubeAlreadyExists, KubeAPIError
 from provisioner.k8s.events import (
     NORMAL,
@@ -109,8 +110,13 @@ class ClaimSync:
         metrics: Metrics,
         bind_timer: BindTimer,
         gate: Callable[[Obj], str | None],
+        takeover: Callable[[], bool] = lambda: False,
+        pv_finalizer: bool = True,
     ) -> None:
-        """``gate(storage_class)``: why not to provision on this server (None: go on)."""
+        """``gate(storage_class)``: why not to provision on this server (None: go on).
+        ``takeover()``: we serve an in-tree plugin's name the server no longer has
+        (``contract.Takeover``), so claims carry no storage-provisioner annotation.
+        ``pv_finalizer``: whether PVs carry our finalizer (``--no-pv-finalizer``)."""
         self.provisioner_name = provisioner_name
         self.backend = backend
         self.claims = claims
@@ -122,6 +128,8 @@ class ClaimSync:
         self.metrics = metrics
         self.bind_timer = bind_timer
         self.gate = gate
+        self.takeover = takeover
+        self.pv_finalizer = pv_finalizer
         self.memories = ClaimMemories()
 
     def sync(self, key: str) -> None:
@@ -129,9 +137,11 @@ class ClaimSync:
         claim = self.claims.get(key)
         if claim is None:
             return
-        class_name = claim_class_name(claim)
+        class_name = class_name_of(claim)
         storage_class = self.classes.get(class_name) if class_name else None
-        verdict = should_provision(claim, storage_class, self.provisioner_name)
+        verdict = should_provision(
+            claim, storage_class, self.provisioner_name, annotation_required=not self.takeover()
+        )
         if verdict is not ClaimVerdict.PROVISION:
             return  # not ours, or WaitForFirstConsumer before a node is chosen: silent
         assert storage_class is not None
@@ -154,7 +164,7 @@ class ClaimSync:
         meta = claim["metadata"]
         uid = str(meta["uid"])
         volume = pv_name(uid)
-        class_name = claim_class_name(claim)
+        class_name = class_name_of(claim)
 
         def report(event_type: str, reason: str, message: str) -> None:
             if (reason, message) not in memory.reported:
@@ -224,6 +234,11 @@ class ClaimSync:
         the PV is still created: the binder marks it Released and the delete path
         cleans it up.
         """
+        meta = pv.setdefault("metadata", {})
+        others = [f for f in meta.get("finalizers") or () if f != FINALIZER]
+        meta["finalizers"] = [*others, FINALIZER] if self.pv_finalizer else others
+        if not meta["finalizers"]:
+            del meta["finalizers"]
         try:
             self.kube.create("persistentvolumes", pv)
         except KubeAlreadyExists:

@@ -13,6 +13,9 @@ checks with ``isinstance`` once, when it is built:
 ``Reconciler`` a periodic clean-up from snapshots of the caches, with its own
                "call me again in" hint
 ``Gate``       refuses a class on this API server version, with the reason
+``Takeover``   serves the provisioner name of an in-tree plugin this API server
+               no longer has (its PV controller then never annotates the claims
+               and marks released PVs Failed)
 =============  =================================================================
 
 A failed attempt raises ``ProvisionError`` with an ``Outcome`` saying what may
@@ -37,6 +40,7 @@ __all__ = [
     "Provisioner",
     "Reconciler",
     "Repairer",
+    "Takeover",
     "WatchedKind",
     "pv_name",
 ]
@@ -148,3 +152,14 @@ class Gate(Protocol):
     def gate(self, storage_class: Obj, server: ServerVersion) -> str | None:
         """Why claims of this class must not be provisioned on this API server (the
         message of one Warning per claim), or None to go ahead."""
+
+
+@runtime_checkable
+class Takeover(Protocol):
+    def plugin_removed(self, server: ServerVersion) -> bool:
+        """True when we serve the name of an in-tree plugin that this API server no
+        longer has. Its PV controller then emits ProvisioningFailed for the claims
+        and never sets the storage-provisioner annotation (so claims of our classes
+        are acted on without it), and puts a PV whose claim went into phase Failed
+        instead of Released (so such a PV is deleted like a Released one, once the
+        API server confirms its claim is gone)."""

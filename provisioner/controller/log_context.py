@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from provisioner.controller.contract import pv_name
-from provisioner.controller.predicates import claim_class_name
+from provisioner.controller.predicates import class_name_of
 from provisioner.k8s.informer import Lookup
 
 __all__ = ["fields_for", "log_context"]
@@ -29,7 +29,7 @@ def fields_for(claims: Lookup, pvs: Lookup, kind: str, key: str) -> dict[str, An
         fields: dict[str, Any] = {"namespace": namespace, "claim": name}
         claim = claims.get(key)
         if claim is not None:
-            fields["class"] = claim_class_name(claim)
+            fields["class"] = class_name_of(claim)
             volume = (claim.get("spec") or {}).get("volumeName")
             uid = (claim.get("metadata") or {}).get("uid")
             fields["volume"] = volume or (pv_name(uid) if uid else None)

@@ -26,9 +26,16 @@ from provisioner.config import Settings
 from provisioner.controller.bind_latency import BindTimer
 from provisioner.controller.caches import Caches
 from provisioner.controller.claim_sync import ClaimSync
-from provisioner.controller.contract import Gate, Preparer, Provisioner, Reconciler, Repairer
+from provisioner.controller.contract import (
+    Gate,
+    Preparer,
+    Provisioner,
+    Reconciler,
+    Repairer,
+    Takeover,
+)
 from provisioner.controller.log_context import log_context
-from provisioner.controller.predicates import claim_class_name
+from provisioner.controller.predicates import class_name_of
 from provisioner.controller.volume_sync import VolumeSync
 from provisioner.k8s.events import EventRecorder
 from provisioner.k8s.informer import object_key
@@ -87,6 +94,8 @@ class Controller:
             metrics=self.metrics,
             bind_timer=self.bind_timer,
             gate=self._gate_message,
+            takeover=self._takeover,
+            pv_finalizer=settings.pv_finalizer,
         )
         self.volume_sync = VolumeSync(
             provisioner_name=settings.provisioner_name,
@@ -99,6 +108,7 @@ class Controller:
             events=self.events,
             queue=self.queue,
             metrics=self.metrics,
+            takeover=self._takeover,
         )
         self._ready = threading.Event()
         self._stopped = threading.Event()
@@ -151,7 +161,7 @@ class Controller:
     def _class_changed(self, storage_class: Obj) -> None:
         name = storage_class["metadata"]["name"]
         for claim in self.claims.list():
-            if claim_class_name(claim) == name:
+            if class_name_of(claim) == name:
                 self._claim_changed(claim)
 
     def _watched_deleted(self, obj: Obj) -> None:
@@ -159,6 +169,13 @@ class Controller:
         for pv in self.pvs.list():
             if self.volume_sync.watched_key(pv) == key:
                 self._volume_changed(pv)
+
+    def _takeover(self) -> bool:
+        return (
+            self.server is not None
+            and isinstance(self.provisioner, Takeover)
+            and self.provisioner.plugin_removed(self.server)
+        )
 
     def _gate_message(self, storage_class: Obj) -> str | None:
         if self.gate is None or self.server is None:

@@ -41,17 +41,21 @@ def _annotations(obj: Obj) -> dict[str, str]:
     return _meta(obj).get("annotations") or {}
 
 
-def claim_class_name(claim: Obj) -> str | None:
-    """``spec.storageClassName``, else the beta annotation older claims carry.
+def class_name_of(obj: Obj) -> str | None:
+    """The StorageClass of a claim or a PV, read as Kubernetes itself reads it: the
+    beta annotation ``volume.beta.kubernetes.io/storage-class`` first, then
+    ``spec.storageClassName``. Old objects carry only the annotation; reading the
+    field alone would file their GIDs under no class (and hand them out again) and
+    lose the class a delete needs.
 
     An empty string means "no class" (static binding only), so it yields ``None``;
     an unset field with no annotation also yields ``None`` (the default-class
     admission plugin fills the field in before we see the claim).
     """
-    name = (claim.get("spec") or {}).get("storageClassName")
-    if name is None:
-        name = _annotations(claim).get(ANN_BETA_STORAGE_CLASS)
-    return name or None
+    annotations = _annotations(obj)
+    if ANN_BETA_STORAGE_CLASS in annotations:
+        return annotations[ANN_BETA_STORAGE_CLASS] or None
+    return (obj.get("spec") or {}).get("storageClassName") or None
 
 
 def claim_provisioner(claim: Obj) -> str | None:
@@ -59,12 +63,20 @@ def claim_provisioner(claim: Obj) -> str | None:
     return annotations.get(ANN_STORAGE_PROVISIONER) or annotations.get(ANN_BETA_STORAGE_PROVISIONER)
 
 
-def should_provision(claim: Obj, storage_class: Obj | None, provisioner_name: str) -> ClaimVerdict:
+def should_provision(
+    claim: Obj,
+    storage_class: Obj | None,
+    provisioner_name: str,
+    *,
+    annotation_required: bool = True,
+) -> ClaimVerdict:
     """DESIGN.md flow step 2.
 
     The storage-provisioner annotation is required as well as the class: the PV
     controller sets it only once it has decided the claim needs dynamic
-    provisioning, which keeps us off claims it is about to bind statically.
+    provisioning, which keeps us off claims it is about to bind statically. Taking
+    over an in-tree plugin the server no longer has (``annotation_required=False``),
+    the PV controller never sets it: the class alone decides.
     Selectors and other invalid claims are *not* filtered here: they are ours,
     and the provisioner's validation turns them into a Warning event.
     """
@@ -74,7 +86,7 @@ def should_provision(claim: Obj, storage_class: Obj | None, provisioner_name: st
         return ClaimVerdict.IGNORE
     if storage_class is None or storage_class.get("provisioner") != provisioner_name:
         return ClaimVerdict.IGNORE
-    if claim_provisioner(claim) != provisioner_name:
+    if annotation_required and claim_provisioner(claim) != provisioner_name:
         return ClaimVerdict.IGNORE
     if storage_class.get("volumeBindingMode") == "WaitForFirstConsumer" and not _annotations(
         claim
@@ -95,7 +107,13 @@ def claim_ref_matches(pv: Obj, claim: Obj | None) -> bool:
     return bool(ref.get("uid")) and ref.get("uid") == _meta(claim).get("uid")
 
 
-def should_delete(pv: Obj, provisioner_name: str, *, claim: Obj | None = None) -> VolumeAction:
+def should_delete(
+    pv: Obj,
+    provisioner_name: str,
+    *,
+    claim: Obj | None = None,
+    failed_is_released: bool = False,
+) -> VolumeAction:
     """What to do with a PV we may own; ``claim`` is the cached claim its claimRef names.
 
     Released + reclaim Delete is the ordinary path.  A PV a user deleted directly
@@ -103,6 +121,9 @@ def should_delete(pv: Obj, provisioner_name: str, *, claim: Obj | None = None) -
     is gone or it is no longer Bound; while a live claim still uses it we wait,
     as Kubernetes' own pv-protection finalizer does.  Retain volumes keep their
     backend, but a user-deleted one must not hang on our finalizer forever.
+    ``failed_is_released``: the PV controller has no plugin for our name and marks
+    a PV whose claim went Failed instead of Released; without this such PVs and
+    their volumes would stay for ever. Only while no claim with its uid exists.
     """
     if not provisioned_by(pv, provisioner_name):
         return VolumeAction.NONE
@@ -119,6 +140,8 @@ def should_delete(pv: Obj, provisioner_name: str, *, claim: Obj | None = None) -
             return VolumeAction.RELEASE_FINALIZER
         return VolumeAction.NONE
     if phase == "Released":
+        return VolumeAction.DELETE
+    if phase == "Failed" and failed_is_released and not claim_ref_matches(pv, claim):
         return VolumeAction.DELETE
     if being_deleted and has_finalizer and not in_use:
         return VolumeAction.DELETE

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -20,6 +21,7 @@ from provisioner.controller.contract import Provisioner, ProvisionError, Repaire
 from provisioner.controller.keys import FINALIZER
 from provisioner.controller.predicates import (
     VolumeAction,
+    class_name_of,
     provisioned_by,
     should_delete,
     should_repair,
@@ -94,8 +96,11 @@ class VolumeSync:
         events: EventRecorder,
         queue: WorkQueue[Key],
         metrics: Metrics,
+        takeover: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``takeover()``: as for ``ClaimSync``; PVs whose claim went are Failed."""
         self.provisioner_name = provisioner_name
+        self.takeover = takeover
         self.backend = backend
         self.repairer = repairer
         self.pvs = pvs
@@ -119,11 +124,37 @@ class VolumeSync:
             return False
         if not (self.claims.has_synced() and self.watched.synced()):
             return True
-        if should_delete(pv, self.provisioner_name, claim=self.claim_of(pv)) is not (
-            VolumeAction.NONE
-        ):
+        if self._action(pv) is not VolumeAction.NONE:
             return True
         return self.needs_repair(pv)
+
+    def _action(self, pv: Obj) -> VolumeAction:
+        return should_delete(
+            pv,
+            self.provisioner_name,
+            claim=self.claim_of(pv),
+            failed_is_released=self.takeover(),
+        )
+
+    def _claim_gone(self, pv: Obj) -> bool:
+        """Asked of the API server, not the cache: a Failed PV's data is deleted only
+        when no claim with its claimRef's uid exists (a list by name: RBAC grants
+        list on claims)."""
+        ref = (pv.get("spec") or {}).get("claimRef") or {}
+        if not ref.get("namespace") or not ref.get("name") or not ref.get("uid"):
+            return False
+        try:
+            found = self.kube.list(
+                "persistentvolumeclaims",
+                ref["namespace"],
+                field_selector=f"metadata.name={ref['name']}",
+            )
+        except KubeAPIError as exc:
+            log.warning("delete.claim_check_failed", volume=pv["metadata"]["name"], error=str(exc))
+            self.queue.add_rate_limited(("volume", pv["metadata"]["name"]))
+            return False
+        uids = {str((c.get("metadata") or {}).get("uid")) for c in found.get("items") or ()}
+        return str(ref["uid"]) not in uids
 
     def claim_of(self, pv: Obj) -> Obj | None:
         """The cached claim the PV's claimRef names (None if it names none)."""
@@ -151,8 +182,10 @@ class VolumeSync:
             return
         if self.memories.was_deleted(name, str(pv["metadata"].get("uid"))):
             return  # a stale cached copy of a PV this process has just deleted
-        action = should_delete(pv, self.provisioner_name, claim=self.claim_of(pv))
+        action = self._action(pv)
         if action is VolumeAction.DELETE:
+            if (pv.get("status") or {}).get("phase") == "Failed" and not self._claim_gone(pv):
+                return
             self._delete(pv)
         elif action is VolumeAction.RELEASE_FINALIZER:
             remove_finalizer(self.kube, pv)
@@ -161,7 +194,7 @@ class VolumeSync:
 
     def _delete(self, pv: Obj) -> None:
         name = pv["metadata"]["name"]
-        class_name = (pv.get("spec") or {}).get("storageClassName") or ""
+        class_name = class_name_of(pv) or ""
         labels = {"class": class_name}
         logger = log.bind(volume=name, **labels)
         started = time.monotonic()

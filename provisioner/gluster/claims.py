@@ -20,8 +20,11 @@ __all__ = [
 ]
 
 SUPPORTED_ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany")
-# Heketi builds a volume from at most 32 bricks of at most 4 TiB each.
-MAX_VOLUME_GIB = 32 * 4 * 1024
+# Heketi's size is a Go int of GiB: past it the request cannot even be sent. How large
+# a volume Heketi can really build depends on its brick_max_size_gb and
+# max_bricks_per_volume settings, so that is left to Heketi, whose "No space" answer
+# becomes a clear event.
+MAX_VOLUME_GIB = 2**63 - 1
 
 
 class ClaimError(ValueError):
@@ -87,7 +90,6 @@ def requested_gib(claim: Mapping[str, Any]) -> int:
     if value > MAX_VOLUME_GIB * GIB:
         raise ClaimError(
             field,
-            f"{str(raw)[:64]} is more than {MAX_VOLUME_GIB // 1024}Ti, the largest volume "
-            "Heketi can build (32 bricks of 4Ti)",
+            f"{str(raw)[:64]} is more GiB than Heketi's size field can hold",
         )
     return gib_ceil(value)

@@ -112,7 +112,8 @@ class VolumeCreator:
             durability=durability,
             gid=attempt.gid,
             gluster_volume_options=params.volume_options,
-            snapshot_factor=params.snap_factor,
+            # As in-tree: snapshots always enabled, the factor the class's (default 1).
+            snapshot_factor=params.snap_factor or 1.0,
         )
         client = self.pool.client(target)
         try:

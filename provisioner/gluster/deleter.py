@@ -27,8 +27,8 @@ from provisioner.gluster.intent import IntentStore
 from provisioner.gluster.ledger import Ledger
 from provisioner.gluster.objects import DeleteInfo, delete_info
 from provisioner.gluster.parameter_values import ParameterError
-from provisioner.gluster.parameters import parse_class_parameters
-from provisioner.gluster.pool import HeketiPool, HeketiTarget
+from provisioner.gluster.parameters import DeleteCredentials, delete_credentials
+from provisioner.gluster.pool import HeketiPool, HeketiTarget, normalise_url
 from provisioner.k8s.errors import KubeAPIError
 from provisioner.k8s.kubeapi import KubeAPI
 
@@ -55,31 +55,44 @@ class VolumeDeleter:
         self.ledger = ledger
         self.class_lookup = class_lookup
 
+    def _class_credentials(self, class_name: str) -> DeleteCredentials | None:
+        """The class's server and credentials (read leniently), if the class exists;
+        a class whose ``resturl`` is unusable raises."""
+        storage_class = self.class_lookup(class_name) if class_name else None
+        if storage_class is None:
+            return None
+        try:
+            return delete_credentials(storage_class.get("parameters") or {})
+        except ParameterError as err:
+            raise ProvisionError(
+                f"cannot use StorageClass {class_name} to find its Heketi server: {err}"
+            ) from None
+
     def _target(self, pv: dict[str, Any], info: DeleteInfo) -> HeketiTarget:
         name = pv["metadata"]["name"]
         url, user = info.rest_url, info.rest_user or ""
         secret_ns, secret_name, fallback = info.secret_namespace, info.secret_name, ""
         named_by = f"PV {name}"
+        class_name = info.class_name or ""
         if not url:
-            class_name = info.class_name or ""
-            storage_class = self.class_lookup(class_name) if class_name else None
-            if storage_class is None:
+            found = self._class_credentials(class_name)
+            if found is None:
                 raise ProvisionError(
                     f"PV {name} does not say which Heketi server holds its volume (it was "
                     f"provisioned in-tree) and its StorageClass {class_name or '(none)'} "
                     "no longer exists; re-create the StorageClass so the volume can be deleted"
                 )
-            try:
-                params = parse_class_parameters(storage_class.get("parameters") or {})
-            except ParameterError as err:
-                raise ProvisionError(
-                    f"PV {name}: cannot use StorageClass {class_name} to find its Heketi "
-                    f"server: {err}"
-                ) from None
-            url, user = params.rest_url, params.rest_user
-            secret_ns, secret_name = params.secret_namespace, params.secret_name
-            fallback = params.rest_user_key
+            url, user = found.rest_url, found.rest_user
+            secret_ns, secret_name = found.secret_namespace, found.secret_name
+            fallback = found.rest_user_key
             named_by = f"StorageClass {class_name} (for PV {name})"
+        elif user and not secret_name:
+            # A class authenticating with the deprecated restuserkey: the PV (rightly)
+            # does not carry the key, so take it from the class, as in-tree did, but
+            # only while the class still names this PV's server.
+            found = self._class_credentials(class_name)
+            if found is not None and normalise_url(found.rest_url) == normalise_url(url):
+                fallback = found.rest_user_key
         key = key_for_delete(
             self.kube,
             self.pool,
@@ -194,6 +207,7 @@ class VolumeDeleter:
                 namespace=info.endpoints_namespace,
                 name=info.endpoints_name,
                 claim_name=claim_ref.get("name", ""),
+                claim_uid=str(claim_ref.get("uid") or ""),
                 hosts=volume.mount_hosts,
             )
         except KubeAPIError as err:

@@ -44,27 +44,20 @@ def ensure_endpoints(
     namespace: str,
     name: str,
     claim_name: str,
+    claim_uid: str,
     hosts: Sequence[str],
 ) -> None:
     """Create (or correct) the Endpoints and the Service for one claim."""
-    _ensure_endpoints_object(
-        kube, namespace=namespace, name=name, claim_name=claim_name, hosts=hosts
-    )
-    service = build_service(name=name, namespace=namespace, claim_name=claim_name)
-    # A selector-less Service has nothing that can be wrong for us: existing is fine.
-    with suppress(KubeAlreadyExists):
-        kube.create("services", service, namespace)
-
-
-def _ensure_endpoints_object(
-    kube: KubeAPI, *, namespace: str, name: str, claim_name: str, hosts: Sequence[str]
-) -> None:
-    """Create (or correct) the Endpoints object alone."""
-    wanted = build_endpoints(name=name, namespace=namespace, claim_name=claim_name, hosts=hosts)
+    identity = {"namespace": namespace, "claim_name": claim_name, "claim_uid": claim_uid}
+    wanted = build_endpoints(name=name, hosts=hosts, **identity)
     try:
         kube.create("endpoints", wanted, namespace)
     except KubeAlreadyExists:
         _correct_endpoints(kube, wanted, namespace)
+    service = build_service(name=name, **identity)
+    # A selector-less Service has nothing that can be wrong for us: existing is fine.
+    with suppress(KubeAlreadyExists):
+        kube.create("services", service, namespace)
 
 
 def _correct_endpoints(kube: KubeAPI, wanted: dict[str, Any], namespace: str) -> None:

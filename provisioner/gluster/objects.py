@@ -20,6 +20,7 @@ from typing import Any
 
 from provisioner.controller.contract import pv_name
 from provisioner.controller.keys import ANN_PROVISIONED_BY, FINALIZER
+from provisioner.controller.predicates import class_name_of
 from provisioner.gluster import annotations as ann
 from provisioner.gluster.gid import gid_from_pv
 from provisioner.gluster.parameters import GlusterClassParameters
@@ -78,15 +79,15 @@ def heketi_volume_name(params: GlusterClassParameters, claim: Mapping[str, Any])
     return _NOT_HEKETI_NAME.sub("-", name)
 
 
-def pvc_label_value(claim_name: str) -> str:
-    """The claim name as a label value (at most 63 characters, alphanumeric ends).
-
-    Claim names may be up to 253 characters, label values only 63; the in-tree
-    provisioner failed to create Endpoints for long names. The label marks the
-    objects as ours; nothing looks a claim up by it, so truncation is harmless.
-    """
-    if len(claim_name) <= _LABEL_VALUE_MAX:
+def pvc_label_value(claim_name: str, claim_uid: str = "") -> str:
+    """The claim's name as a label value, or its uid when the name is 63 characters
+    or longer, as in-tree did (label values hold at most 63): two long names that
+    share their first 63 characters must not share a label. Without a uid (callers
+    that have none) a long name is cut to fit."""
+    if len(claim_name) < _LABEL_VALUE_MAX:
         return claim_name
+    if claim_uid:
+        return claim_uid
     return claim_name[:_LABEL_VALUE_MAX].rstrip("-.")
 
 
@@ -98,25 +99,31 @@ def _ip_key(ip: str) -> tuple[int, int, str]:
     return (address.version // 6, int(address), ip)
 
 
-def _endpoints_metadata(name: str, namespace: str, claim_name: str) -> dict[str, Any]:
+def _endpoints_metadata(
+    name: str, namespace: str, claim_name: str, claim_uid: str
+) -> dict[str, Any]:
     return {
         "name": name,
         "namespace": namespace,
-        "labels": {ann.LABEL_PROVISIONED_FOR_PVC: pvc_label_value(claim_name)},
+        "labels": {ann.LABEL_PROVISIONED_FOR_PVC: pvc_label_value(claim_name, claim_uid)},
     }
 
 
 def _claim_identity(
-    claim: Mapping[str, Any] | None, namespace: str | None, claim_name: str | None
-) -> tuple[str, str]:
-    """Namespace and name, from the claim or given directly (both call styles work)."""
+    claim: Mapping[str, Any] | None,
+    namespace: str | None,
+    claim_name: str | None,
+    claim_uid: str = "",
+) -> tuple[str, str, str]:
+    """Namespace, name and uid, from the claim or given directly (both call styles work)."""
     if claim is not None:
         metadata = _metadata(claim)
         namespace = namespace or metadata.get("namespace")
         claim_name = claim_name or metadata.get("name")
+        claim_uid = claim_uid or str(metadata.get("uid") or "")
     if not namespace or not claim_name:
         raise ValueError("the claim's namespace and name are required")
-    return namespace, claim_name
+    return namespace, claim_name, claim_uid
 
 
 def build_endpoints(
@@ -127,20 +134,21 @@ def build_endpoints(
     namespace: str | None = None,
     claim_name: str | None = None,
     hosts: Iterable[str] | None = None,
+    claim_uid: str = "",
 ) -> dict[str, Any]:
     """Endpoints listing the Gluster storage addresses (sorted, de-duplicated).
 
     Pass either ``claim`` or ``namespace`` + ``claim_name``; ``hosts`` is an alias of
     ``ips``. Sorting makes the body comparable with what is already stored.
     """
-    namespace, claim_name = _claim_identity(claim, namespace, claim_name)
+    namespace, claim_name, claim_uid = _claim_identity(claim, namespace, claim_name, claim_uid)
     addresses = sorted({ip for ip in (ips if ips is not None else hosts or ()) if ip}, key=_ip_key)
     if not addresses:
         raise ValueError("no Gluster storage addresses for the Endpoints")
     return {
         "apiVersion": "v1",
         "kind": "Endpoints",
-        "metadata": _endpoints_metadata(name, namespace, claim_name),
+        "metadata": _endpoints_metadata(name, namespace, claim_name, claim_uid),
         "subsets": [
             {
                 "addresses": [{"ip": ip} for ip in addresses],
@@ -156,13 +164,14 @@ def build_service(
     claim: Mapping[str, Any] | None = None,
     namespace: str | None = None,
     claim_name: str | None = None,
+    claim_uid: str = "",
 ) -> dict[str, Any]:
     """A selector-less Service: it keeps the same-named Endpoints from being collected."""
-    namespace, claim_name = _claim_identity(claim, namespace, claim_name)
+    namespace, claim_name, claim_uid = _claim_identity(claim, namespace, claim_name, claim_uid)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _endpoints_metadata(name, namespace, claim_name),
+        "metadata": _endpoints_metadata(name, namespace, claim_name, claim_uid),
         "spec": {"ports": [{"port": GLUSTER_PORT, "protocol": "TCP", "targetPort": GLUSTER_PORT}]},
     }
 
@@ -291,7 +300,7 @@ def delete_info(pv: Mapping[str, Any]) -> DeleteInfo:
         endpoints_namespace=_text(gluster.get("endpointsNamespace"))
         or _text(claim_ref.get("namespace")),
         gid=gid_from_pv(pv),
-        class_name=_text(spec.get("storageClassName")),
+        class_name=class_name_of(pv),
         claim_uid=_text(claim_ref.get("uid")),
         has_own_annotations=rest_url is not None,
     )

@@ -64,6 +64,7 @@ import structlog
 from heketi_client import VolumeInfo
 from heketi_client.errors import HeketiError
 from provisioner.controller.contract import ProvisionError, pv_name
+from provisioner.controller.predicates import class_name_of
 from provisioner.gluster.credentials import target_for_class
 from provisioner.gluster.deleter import VolumeDeleter
 from provisioner.gluster.endpoints import delete_endpoints
@@ -169,7 +170,7 @@ class OrphanSweeper:
         for pv in pv_list:
             gid = gid_from_pv(pv)
             if gid is not None:
-                held[((pv.get("spec") or {}).get("storageClassName") or "", gid)] += 1
+                held[(class_name_of(pv) or "", gid)] += 1
 
         candidates: dict[str, Intent] = {}
         for intent in intents:

@@ -43,6 +43,7 @@ DISPERSE_COMBINATIONS = frozenset({(2, 1), (4, 2), (8, 3), (8, 4)})  # all Heket
 _CLUSTER_ID = re.compile(r"[0-9a-f]{32}")
 _UNSIGNED = re.compile(r"[0-9]+")
 _QUOTE_LIMIT = 64
+_INT32_MAX = 2147483647
 
 
 class ParameterError(ValueError):
@@ -108,14 +109,17 @@ def parse_rest_url(name: str, value: str | None) -> str:
     return value
 
 
-def parse_cluster_ids(name: str, value: str | None) -> tuple[str, ...]:
+def parse_cluster_ids(name: str, value: str | None, warnings: list[str]) -> tuple[str, ...]:
+    """In-tree split on commas and asked Heketi; an empty entry (a trailing comma) is
+    dropped with a warning, an id Heketi could never know is refused (Heketi would)."""
     if not value:
         return ()
     ids: list[str] = []
     for entry in value.split(","):
         entry = entry.strip()
         if not entry:
-            raise ParameterError(name, f"{quote(value)} has an empty entry")
+            warnings.append(f'StorageClass parameter "{name}": empty entry ignored')
+            continue
         if not _CLUSTER_ID.fullmatch(entry):
             raise ParameterError(
                 name,
@@ -127,12 +131,16 @@ def parse_cluster_ids(name: str, value: str | None) -> tuple[str, ...]:
 
 
 def _parse_gid(name: str, value: str) -> int:
-    if not _UNSIGNED.fullmatch(value):
-        raise ParameterError(name, f"{quote(value)} is not a non-negative integer")
-    return int(value)
+    # In-tree used strconv.ParseInt: a leading "+" was fine, anything past 32 bits not.
+    digits = value[1:] if value.startswith("+") else value
+    if not _UNSIGNED.fullmatch(digits) or int(digits) > _INT32_MAX:
+        raise ParameterError(name, f"{quote(value)} is not a non-negative 32-bit integer")
+    return int(digits)
 
 
-def parse_gids(low: tuple[str, str | None], high: tuple[str, str | None]) -> tuple[int, int]:
+def parse_gids(
+    low: tuple[str, str | None], high: tuple[str, str | None], warnings: list[str]
+) -> tuple[int, int]:
     (min_name, min_value), (max_name, max_value) = low, high
     gid_min = GID_MIN_DEFAULT if min_value is None else _parse_gid(min_name, min_value)
     gid_max = GID_MAX_DEFAULT if max_value is None else _parse_gid(max_name, max_value)
@@ -143,10 +151,13 @@ def parse_gids(low: tuple[str, str | None], high: tuple[str, str | None]) -> tup
             min_name, f"{gid_min} is above {GID_MAX_DEFAULT}, the largest GID Heketi accepts"
         )
     if gid_max > GID_MAX_DEFAULT:
-        raise ParameterError(
-            max_name,
-            f"{gid_max} is above {GID_MAX_DEFAULT}: Heketi rejects GIDs of 2147483647 and above",
+        # In-tree accepted up to 2147483647 (its own default); Heketi refuses that one
+        # GID, so the range loses its top and the class keeps working.
+        warnings.append(
+            f'StorageClass parameter "{max_name}": {gid_max} is above {GID_MAX_DEFAULT}, the '
+            f"largest GID Heketi accepts; using {GID_MAX_DEFAULT}"
         )
+        gid_max = GID_MAX_DEFAULT
     if gid_max < gid_min:
         raise ParameterError(max_name, f"{gid_max} is below gidMin ({gid_min})")
     return gid_min, gid_max
@@ -154,28 +165,38 @@ def parse_gids(low: tuple[str, str | None], high: tuple[str, str | None]) -> tup
 
 def _parse_count(name: str, whole: str, part: str, what: str) -> int:
     part = part.strip()
-    if not _UNSIGNED.fullmatch(part) or int(part) < 1:
-        raise ParameterError(name, f"{quote(whole)}: {what} must be a positive integer")
+    if not _UNSIGNED.fullmatch(part):
+        raise ParameterError(name, f"{quote(whole)}: {what} must be a non-negative integer")
     return int(part)
 
 
-def parse_volume_type(name: str, value: str | None) -> VolumeDurability:
+def parse_volume_type(name: str, value: str | None, warnings: list[str]) -> VolumeDurability:
+    """In-tree's reading: ``replicate[:N]``, ``disperse:D:R``, ``none``; parts past
+    those it used were ignored (kept so, with a warning); a count of 0 is Heketi's
+    default (3 replicas; disperse 4:2)."""
     if not value:
         return DEFAULT_DURABILITY
     parts = value.split(":")
     kind = parts[0].strip().lower()
-    if kind == "none" and len(parts) == 1:
+    used = {"none": 1, "replicate": 2, "disperse": 3}.get(kind)
+    if used is not None and len(parts) > used:
+        warnings.append(
+            f'StorageClass parameter "{name}": {quote(value)} has more parts than '
+            f"{kind} takes; the extra ones are ignored"
+        )
+        parts = parts[:used]
+    if kind == "none":
         return VolumeDurability("none")
-    if kind == "replicate" and len(parts) <= 2:
+    if kind == "replicate":
         replica = 3 if len(parts) == 1 else _parse_count(name, value, parts[1], "the replica count")
         if replica > MAX_REPLICA:
             raise ParameterError(
                 name, f"{quote(value)}: Heketi supports at most {MAX_REPLICA} replicas"
             )
-        return VolumeDurability("replicate", replica=replica)
+        return VolumeDurability("replicate", replica=replica or 3)
     if kind == "disperse" and len(parts) == 3:
-        data = _parse_count(name, value, parts[1], "the data count")
-        redundancy = _parse_count(name, value, parts[2], "the redundancy count")
+        data = _parse_count(name, value, parts[1], "the data count") or 4
+        redundancy = _parse_count(name, value, parts[2], "the redundancy count") or 2
         if (data, redundancy) not in DISPERSE_COMBINATIONS:
             allowed = ", ".join(f"disperse:{d}:{r}" for d, r in sorted(DISPERSE_COMBINATIONS))
             raise ParameterError(name, f"{quote(value)}: Heketi accepts only {allowed}")
@@ -185,17 +206,25 @@ def parse_volume_type(name: str, value: str | None) -> VolumeDurability:
     )
 
 
-def parse_volume_options(name: str, value: str | None) -> tuple[str, ...]:
+def parse_volume_options(name: str, value: str | None, warnings: list[str]) -> tuple[str, ...]:
+    """Comma-separated Gluster options, passed on as in-tree did. Empty entries (a
+    trailing comma) are dropped; an entry without a value is passed on with a
+    warning (Gluster, not Heketi, refuses it when the volume is set up)."""
     if not value:
         return ()
     options: list[str] = []
     for entry in value.split(","):
         words = entry.split(None, 1)
-        if len(words) != 2:
-            raise ParameterError(
-                name,
-                f'entry {quote(entry.strip())} must be "<option> <value>", e.g. "client.ssl on"',
+        if not words:
+            warnings.append(f'StorageClass parameter "{name}": empty entry ignored')
+            continue
+        if len(words) == 1:
+            warnings.append(
+                f'StorageClass parameter "{name}": entry {quote(words[0])} has no value '
+                '(expected "<option> <value>", e.g. "client.ssl on")'
             )
+            options.append(words[0])
+            continue
         options.append(f"{words[0]} {words[1].strip()}")
     return tuple(options)
 

@@ -37,7 +37,9 @@ from provisioner.gluster.parameter_values import (
 __all__ = [
     "DEFAULT_ENDPOINTS_PREFIX",
     "MAX_ENDPOINTS_PREFIX",
+    "DeleteCredentials",
     "GlusterClassParameters",
+    "delete_credentials",
     "parse_class_parameters",
 ]
 
@@ -161,9 +163,14 @@ def _parse(params: Mapping[str, str]) -> GlusterClassParameters:
 
     name, value = get("restuser")
     rest_user = value or ""
-    if rest_user and rest_user not in _REST_USERS:
-        # The value is not quoted: a key pasted into the wrong field must not leak.
-        raise ParameterError(name, 'must be "admin" or "user" (the Heketi JWT issuer)')
+    if auth_enabled and rest_user and rest_user not in _REST_USERS:
+        # In-tree passed any issuer on; Heketi answers 401 for one it does not know,
+        # which the claim's event then explains. The value is not quoted: a key
+        # pasted into the wrong field must not leak.
+        warnings.append(
+            f'StorageClass parameter "{name}" is neither "admin" nor "user", the two '
+            "issuers Heketi knows: Heketi will refuse its tokens"
+        )
 
     key_name, value = get("restuserkey")
     rest_user_key = value or ""
@@ -172,7 +179,8 @@ def _parse(params: Mapping[str, str]) -> GlusterClassParameters:
     sn_name, secret_name = get("secretname")
     secret_namespace = secret_namespace or None
     secret_name = secret_name or None
-    if (secret_namespace is None) != (secret_name is None):
+    # In-tree cleared the Secret pair before checking it when auth is off.
+    if auth_enabled and (secret_namespace is None) != (secret_name is None):
         missing = "secretName" if secret_name is None else "secretNamespace"
         present = sn_name if secret_name is not None else ns_name
         raise ParameterError(
@@ -198,10 +206,10 @@ def _parse(params: Mapping[str, str]) -> GlusterClassParameters:
             "unless its authentication is disabled"
         )
 
-    cluster_ids = parse_cluster_ids(*get("clusterid"))
-    gid_min, gid_max = parse_gids(get("gidmin"), get("gidmax"))
-    durability = parse_volume_type(*get("volumetype"))
-    volume_options = parse_volume_options(*get("volumeoptions"))
+    cluster_ids = parse_cluster_ids(*get("clusterid"), warnings)
+    gid_min, gid_max = parse_gids(get("gidmin"), get("gidmax"), warnings)
+    durability = parse_volume_type(*get("volumetype"), warnings)
+    volume_options = parse_volume_options(*get("volumeoptions"), warnings)
 
     name, value = get("volumenameprefix")
     volume_name_prefix = value or None
@@ -252,4 +260,41 @@ def _parse(params: Mapping[str, str]) -> GlusterClassParameters:
         snap_factor=snap_factor,
         endpoints_prefix=endpoints_prefix,
         warnings=tuple(warnings),
+    )
+
+
+@dataclass(frozen=True)
+class DeleteCredentials:
+    """What deleting a volume needs from a StorageClass, and nothing more."""
+
+    rest_url: str
+    rest_user: str = ""
+    rest_user_key: str = field(default="", repr=False)
+    secret_namespace: str | None = None
+    secret_name: str | None = None
+
+
+def delete_credentials(params: Mapping[str, str]) -> DeleteCredentials:
+    """The server and credentials of a class, read leniently.
+
+    Deleting needs only these; a class refused for any other parameter (an unknown
+    key, a volume type a newer rule refuses) must not make every PV of it
+    undeletable. Only a missing or unusable ``resturl`` is an error.
+    """
+    found: dict[str, str] = {}
+    for key, value in params.items():
+        if isinstance(value, str):
+            found.setdefault(str(key).lower(), value.strip())
+    rest_url = parse_rest_url("resturl", found.get("resturl"))
+    if found.get("restauthenabled", "true").lower() != "true":
+        return DeleteCredentials(rest_url)
+    namespace, name = found.get("secretnamespace") or None, found.get("secretname") or None
+    if namespace is None or name is None:
+        namespace = name = None
+    return DeleteCredentials(
+        rest_url,
+        rest_user=found.get("restuser", ""),
+        rest_user_key=found.get("restuserkey", ""),
+        secret_namespace=namespace,
+        secret_name=name,
     )

@@ -43,7 +43,7 @@ from typing import Any
 
 import structlog
 
-from heketi_client import ResponseObserver
+from heketi_client import HeketiError, ResponseObserver
 from provisioner.controller.contract import (
     InvalidInput,
     Outcome,
@@ -51,13 +51,15 @@ from provisioner.controller.contract import (
     WatchedKind,
 )
 from provisioner.controller.keys import ANN_PROVISIONED_BY
+from provisioner.controller.predicates import class_name_of
 from provisioner.gluster.annotations import LABEL_PROVISIONED_FOR_PVC
 from provisioner.gluster.claims import ClaimError, requested_gib, validate_claim
 from provisioner.gluster.creator import VolumeCreator
 from provisioner.gluster.credentials import target_for_class
 from provisioner.gluster.deleter import VolumeDeleter
 from provisioner.gluster.endpoints import ensure_endpoints
-from provisioner.gluster.gate import GlusterfsGate
+from provisioner.gluster.failures import provision_failure
+from provisioner.gluster.gate import GlusterfsGate, glusterfs_mountable
 from provisioner.gluster.gid import gid_from_pv
 from provisioner.gluster.intent import IntentStore
 from provisioner.gluster.ledger import Ledger
@@ -65,7 +67,8 @@ from provisioner.gluster.objects import build_pv, endpoints_name, endpoints_of
 from provisioner.gluster.orphans import DEFAULT_ORPHAN_GRACE, OrphanSweeper
 from provisioner.gluster.parameter_values import ParameterError
 from provisioner.gluster.parameters import GlusterClassParameters, parse_class_parameters
-from provisioner.gluster.pool import DEFAULT_CONCURRENCY, HeketiPool
+from provisioner.gluster.pool import DEFAULT_CONCURRENCY, HeketiPool, HeketiTarget
+from provisioner.gluster.storage_addresses import StorageAddresses, not_ips
 from provisioner.k8s.errors import KubeAPIError
 from provisioner.k8s.kubeapi import KubeAPI
 from provisioner.k8s.versions import ServerVersion
@@ -82,6 +85,10 @@ WATCHED = (
     WatchedKind("services", LABEL_PROVISIONED_FOR_PVC),
 )
 """The endpoints of our PVs: both objects carry our label."""
+
+
+INTREE_PROVISIONER = "kubernetes.io/glusterfs"
+"""The in-tree plugin's provisioner name, which ``--provisioner-name`` takes over."""
 
 
 class GlusterProvisioner:
@@ -119,6 +126,7 @@ class GlusterProvisioner:
             on_response=heketi_observer,
         )
         self.ledger = Ledger()
+        self.storage_addresses = StorageAddresses(clock=clock)
         self.creator = VolumeCreator(
             provisioner_name=provisioner_name, pool=self.pool, records=self.records,
             ledger=self.ledger,
@@ -145,7 +153,7 @@ class GlusterProvisioner:
         for pv in pvs:
             gid = gid_from_pv(pv)
             if gid is not None:
-                gids.observe((pv.get("spec") or {}).get("storageClassName") or "", gid)
+                gids.observe(class_name_of(pv) or "", gid)
         for intent in self.records.list():
             gids.observe(intent.class_name, intent.gid)
 
@@ -153,6 +161,14 @@ class GlusterProvisioner:
 
     def gate(self, storage_class: Obj, server: ServerVersion) -> str | None:
         return self.version_gate.message(storage_class, server)
+
+    # -- Takeover ------------------------------------------------------------------
+
+    def plugin_removed(self, server: ServerVersion) -> bool:
+        """Serving ``kubernetes.io/glusterfs`` on a server without its plugin (1.26+)."""
+        return self.provisioner_name == INTREE_PROVISIONER and not glusterfs_mountable(
+            server.release
+        )
 
     # -- Provisioner ---------------------------------------------------------------
 
@@ -179,13 +195,22 @@ class GlusterProvisioner:
         uid, namespace = metadata["uid"], metadata["namespace"]
 
         endpoints = endpoints_name(params.endpoints_prefix, uid)
+        self._check_storage_addresses(target, params, size)
         volume = self.creator.find_or_create(claim, class_name, params, target, size)
+        bad = not_ips(volume.mount_hosts)
+        if bad:  # the topology changed since the check: nothing to write yet, try again
+            raise ProvisionError(
+                f"Heketi volume {volume.name} ({volume.id}) lists mount host "
+                f'"{bad[0][:64]}", which is not an IP address; Endpoints accept only IPs '
+                "(fix the node's storage hostname in Heketi's topology); will retry"
+            )
         try:
             ensure_endpoints(
                 self.kube,
                 namespace=namespace,
                 name=endpoints,
                 claim_name=metadata["name"],
+                claim_uid=uid,
                 hosts=volume.mount_hosts,
             )
         except KubeAPIError as err:
@@ -215,6 +240,24 @@ class GlusterProvisioner:
             raise ProvisionError(
                 f"internal error building the PV: {err}", outcome=Outcome.WAIT_FOR_CHANGE
             ) from err
+
+    def _check_storage_addresses(
+        self, target: HeketiTarget, params: GlusterClassParameters, size: int
+    ) -> None:
+        """Refuse before the create when a node's storage address is not an IP
+        (``storage_addresses``): the volume could never be mounted."""
+        try:
+            problem = self.storage_addresses.problem(
+                target.url, self.pool.client(target), params.cluster_ids
+            )
+        except HeketiError as err:
+            raise provision_failure(
+                err, url=target.url, user=target.user, key=target.key, size_gib=size,
+                durability=str(params.durability.to_heketi()),
+                doing="reading the storage addresses of the Gluster nodes",
+            ) from None  # fmt: skip
+        if problem is not None:
+            raise InvalidInput(problem)
 
     def _parameters(self, storage_class: Obj) -> GlusterClassParameters:
         name = storage_class["metadata"]["name"]

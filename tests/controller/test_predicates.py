@@ -17,7 +17,7 @@ from provisioner.controller.keys import (
 from provisioner.controller.predicates import (
     ClaimVerdict,
     VolumeAction,
-    claim_class_name,
+    class_name_of,
     should_delete,
     should_provision,
     should_repair,
@@ -72,14 +72,15 @@ def test_should_provision(the_claim, the_class, verdict) -> None:
     ("spec_name", "annotation", "expected"),
     [
         ("gold", None, "gold"),
-        ("gold", "silver", "gold"),
+        ("gold", "silver", "silver"),  # the annotation first, as Kubernetes reads it
         (None, "silver", "silver"),
-        ("", "silver", None),
+        ("", "silver", "silver"),
         (None, None, None),
         (None, "", None),
+        ("gold", "", None),  # an empty annotation means "no class", field or not
     ],
 )
-def test_the_class_a_claim_names(
+def test_the_class_a_claim_or_pv_names(
     spec_name: str | None, annotation: str | None, expected: str | None
 ) -> None:
     body: dict[str, Any] = {"metadata": {"name": "data", "namespace": "app"}, "spec": {}}
@@ -87,7 +88,7 @@ def test_the_class_a_claim_names(
         body["spec"]["storageClassName"] = spec_name
     if annotation is not None:
         body["metadata"]["annotations"] = {ANN_BETA_STORAGE_CLASS: annotation}
-    assert claim_class_name(body) == expected
+    assert class_name_of(body) == expected
 
 
 def pv(

@@ -44,14 +44,21 @@ def test_provision_creates_one_volume_within_the_request_budget(world: World) ->
     assert pv["metadata"]["annotations"][ANN_HEKETI_VOLUME_ID] == volume["id"]
     assert pv["spec"]["glusterfs"]["path"] == f"pvc-{uid}"
     assert pv["spec"]["capacity"]["storage"] == "2Gi"
-    # Budget: the create, its polls, and the one GET the 303 leads to; nothing else.
+    # Budget: the create, its polls, and the one GET the 303 leads to; before them,
+    # once per server and five minutes, the nodes' storage addresses (a list of
+    # clusters, one GET per cluster, one per node). Nothing else.
     counts = world.counts()
     polls = sum(n for key, n in counts.items() if key.startswith("GET /queue/{id}"))
+    topology = counts.get("GET /clusters 200", 0) + counts.get("GET /clusters/{id} 200", 0)
+    topology += counts.get("GET /nodes/{id} 200", 0)
     assert counts.get("POST /volumes 202") == 1
     assert counts.get("GET /volumes/{id} 200") == 1
-    assert sum(counts.values()) - polls == 2
+    assert topology == 1 + 1 + 3  # one cluster of three nodes
+    assert sum(counts.values()) - polls - topology == 2
     assert not any(key.startswith("GET /volumes ") for key in counts)  # never listed
-    assert not any("/nodes/" in key or "/clusters" in key for key in counts)
+    world.sim.reset_requests()
+    gluster.provision(world.claim(sc), sc)
+    assert not any("/nodes/" in key or "/clusters" in key for key in world.counts())
 
 
 def test_endpoints_and_service_carry_the_storage_ips_and_our_label(world: World) -> None:

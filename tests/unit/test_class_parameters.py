@@ -31,13 +31,9 @@ INVALID: list[tuple[dict[str, str], str]] = [
     (with_url(bogus="1"), "bogus"),
     (with_url(restuserkeyy=KEY), "restuserkeyy"),
     (with_url(RESTURL=URL), "RESTURL"),
-    (with_url(restuser="root"), "restuser"),
-    (with_url(restuser=KEY, restuserkey=KEY), "restuser"),
     (with_url(secretName="heketi"), "secretName"),
     (with_url(secretNamespace="default"), "secretNamespace"),
     (with_url(clusterid="abc"), "clusterid"),
-    (with_url(clusterid=f"{CLUSTER},,{CLUSTER}"), "clusterid"),
-    (with_url(clusterid=f"{CLUSTER},"), "clusterid"),
     (with_url(clusterid=CLUSTER.upper()), "clusterid"),
     (with_url(clusterid=CLUSTER + "0"), "clusterid"),
     (with_url(clusterid="g" * 32), "clusterid"),
@@ -48,25 +44,19 @@ INVALID: list[tuple[dict[str, str], str]] = [
     (with_url(gidMin="2e3"), "gidMin"),
     (with_url(gidMin="2_000"), "gidMin"),
     (with_url(gidMin="2147483647"), "gidMin"),
-    (with_url(gidMax="2147483647"), "gidMax"),
     (with_url(gidMax="4294967295"), "gidMax"),
+    (with_url(gidMax="2147483648"), "gidMax"),
+    (with_url(gidMin="+-2000"), "gidMin"),
     (with_url(gidMax="1999"), "gidMax"),
     (with_url(gidMin="5000", gidMax="4999"), "gidMax"),
     (with_url(gidmax="x"), "gidmax"),
     (with_url(volumetype="replicate:4"), "volumetype"),
-    (with_url(volumetype="replicate:0"), "volumetype"),
     (with_url(volumetype="replicate:-1"), "volumetype"),
     (with_url(volumetype="replicate:x"), "volumetype"),
-    (with_url(volumetype="replicate:3:1"), "volumetype"),
     (with_url(volumetype="disperse"), "volumetype"),
     (with_url(volumetype="disperse:4"), "volumetype"),
     (with_url(volumetype="disperse:3:1"), "volumetype"),
-    (with_url(volumetype="disperse:4:2:1"), "volumetype"),
-    (with_url(volumetype="none:1"), "volumetype"),
     (with_url(volumetype="mirror"), "volumetype"),
-    (with_url(volumeoptions="client.ssl"), "volumeoptions"),
-    (with_url(volumeoptions="client.ssl on,server.ssl"), "volumeoptions"),
-    (with_url(volumeoptions="client.ssl on,,server.ssl on"), "volumeoptions"),
     (with_url(volumenameprefix="my_vol"), "volumenameprefix"),
     (with_url(volumenameprefix="my.vol"), "volumenameprefix"),
     (with_url(volumenameprefix="vol/1"), "volumenameprefix"),
@@ -100,6 +90,44 @@ def test_invalid_parameters_name_the_parameter(params: dict[str, str], parameter
 
 def test_enough_invalid_cases() -> None:
     assert len(INVALID) >= 40
+
+
+# Classes the in-tree provisioner accepted keep provisioning (COMPATIBILITY.md's rule):
+# (parameters, field, value it parses to, the warning that says what was doubtful).
+ACCEPTED_INTREE: list[tuple[dict[str, str], str, object, str]] = [
+    (with_url(gidMax="2147483647"), "gid_max", 2147483646, "largest GID Heketi accepts"),
+    (with_url(gidMin="+3000"), "gid_min", 3000, ""),
+    (with_url(restuser="root"), "rest_user", "root", "neither \"admin\" nor \"user\""),
+    (with_url(restuser=KEY, restuserkey=KEY), "rest_user", KEY, "neither"),
+    (with_url(restauthenabled="false", secretName="heketi"), "secret_name", None, "deprecated"),
+    (with_url(restauthenabled="false", secretNamespace="x"), "secret_namespace", None, ""),
+    (with_url(restauthenabled="false", restuser="anyone"), "rest_user", "", "deprecated"),
+    (with_url(clusterid=f"{CLUSTER},"), "cluster_ids", (CLUSTER,), "empty entry"),
+    (with_url(clusterid=f" {CLUSTER} ,,{CLUSTER}"), "cluster_ids", (CLUSTER,), "empty entry"),
+    (with_url(volumeoptions="client.ssl on,"), "volume_options", ("client.ssl on",), "empty"),
+    (with_url(volumeoptions=" client.ssl on , server.ssl  on "), "volume_options",
+     ("client.ssl on", "server.ssl on"), ""),
+    (with_url(volumeoptions="client.ssl"), "volume_options", ("client.ssl",), "has no value"),
+    (with_url(volumetype="replicate:0"), "durability", VolumeDurability("replicate", replica=3),
+     ""),
+    (with_url(volumetype="replicate:3:1"), "durability",
+     VolumeDurability("replicate", replica=3), "extra ones are ignored"),
+    (with_url(volumetype="disperse:4:2:1"), "durability",
+     VolumeDurability("disperse", data=4, redundancy=2), "extra ones are ignored"),
+    (with_url(volumetype="none:1"), "durability", VolumeDurability("none"), "ignored"),
+    (with_url(volumetype=" replicate:2 "), "durability", VolumeDurability("replicate", replica=2),
+     ""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("params", "field", "value", "warning"), ACCEPTED_INTREE)
+def test_classes_intree_accepted_keep_provisioning(
+    params: dict[str, str], field: str, value: object, warning: str
+) -> None:
+    parsed = parse_class_parameters(params)
+    assert getattr(parsed, field) == value
+    assert warning in " | ".join(parsed.warnings)
+    assert KEY not in " | ".join(parsed.warnings)
 
 
 def test_long_values_are_truncated_in_messages() -> None:
@@ -194,9 +222,9 @@ def test_gid_edges() -> None:
     assert (single.gid_min, single.gid_max) == (3000, 3000)
 
 
-def test_gid_max_above_heketi_limit_says_why() -> None:
-    with pytest.raises(ParameterError, match="Heketi rejects GIDs of 2147483647"):
-        parse_class_parameters(with_url(gidMax="2147483647"))
+def test_gid_max_past_32_bits_is_refused_as_intree_did() -> None:
+    with pytest.raises(ParameterError, match="32-bit"):
+        parse_class_parameters(with_url(gidMax="2147483648"))
 
 
 def test_snapfactor_bounds_are_inclusive() -> None:
