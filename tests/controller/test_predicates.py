@@ -146,6 +146,33 @@ def test_should_delete(the_pv, the_claim, action) -> None:
     assert should_delete(the_pv, ME, claim=the_claim) is action
 
 
+@pytest.mark.parametrize(
+    ("the_pv", "the_claim", "takeover", "action"),
+    [
+        # A 1.26+ PV controller without our in-tree plugin marks released PVs Failed.
+        (pv(phase="Failed"), None, True, VolumeAction.DELETE),
+        (pv(phase="Failed", claim_uid="old"), LIVE, True, VolumeAction.DELETE),
+        # Its claim (same uid) is still there: Failed for another reason, keep it.
+        (pv(phase="Failed"), claim(uid="u1"), True, VolumeAction.NONE),
+        (pv(phase="Failed", reclaim="Retain"), None, True, VolumeAction.NONE),
+        (pv(phase="Failed", by="someone.else/x"), None, True, VolumeAction.NONE),
+        # Not taking over a removed plugin: Failed is not ours to touch.
+        (pv(phase="Failed"), None, False, VolumeAction.NONE),
+    ],
+)
+def test_failed_is_released_only_when_taking_over(the_pv, the_claim, takeover, action) -> None:
+    assert should_delete(the_pv, ME, claim=the_claim, failed_is_released=takeover) is action
+
+
+def test_takeover_acts_on_claims_without_the_annotation() -> None:
+    """On 1.26+ the PV controller never annotates claims of a removed plugin's class."""
+    bare = claim(ann={})
+    storage_class = {"metadata": {"name": "gold"}, "provisioner": ME}
+    assert should_provision(bare, storage_class, ME) is ClaimVerdict.IGNORE
+    verdict = should_provision(bare, storage_class, ME, annotation_required=False)
+    assert verdict is ClaimVerdict.PROVISION
+
+
 KEY = "ns/glusterfs-dynamic-u1"
 
 

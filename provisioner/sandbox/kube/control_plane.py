@@ -32,14 +32,14 @@ _NAMESPACED = sorted({r.storage_key for r in RESOURCES if r.namespaced})
 
 
 class ControlPlane:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, *, version: str = "1.25.0") -> None:
         self._registry = registry
         self._store = registry.store
         self._cond = threading.Condition()
         self._dirty: dict[Item, None] = {}
         self._busy = False
         self._stopped = False
-        self._volumes = PVController(registry)
+        self._volumes = PVController(registry, version=version)
         self._thread: threading.Thread | None = None
         self._store.add_listener(self._on_change)
 

@@ -11,6 +11,11 @@
 - A volume whose claim is gone (or whose claimRef uid is an older claim's) is Released,
   and stays so: Retain waits for an admin, Delete for the external provisioner.
 - Protection finalizers are removed once the object is being deleted and is not in use.
+- On 1.26 and later the in-tree glusterfs plugin is gone, as in the real controller:
+  a claim of a ``kubernetes.io/glusterfs`` class gets a Warning ProvisioningFailed
+  event ("no volume plugin matched") and never the storage-provisioner annotation,
+  and a Released Delete volume provisioned by ``kubernetes.io/glusterfs`` goes to
+  phase Failed (Warning VolumeFailedDelete), since no plugin can delete it.
 
 Every method reads the current state and converges; writes go through the registry.
 """
@@ -50,13 +55,26 @@ _PV = by_plural("persistentvolumes")
 _EVENTS = by_plural("events")  # core/v1, which the real controller still writes
 
 
+REMOVED_PLUGINS = {"kubernetes.io/glusterfs": (1, 26)}  # plugin name -> first release without
+PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
+
+
+def _release(version: str) -> tuple[int, int]:
+    parts = version.lstrip("v").split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return (1, 25)
+
+
 def _ann(obj: Obj) -> dict[str, str]:
     return obj["metadata"].get("annotations") or {}
 
 
 class PVController:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, *, version: str = "1.25.0") -> None:
         self._registry = registry
+        self._release = _release(version)
         self._store = registry.store
         # Indexes kept from store events (under the store lock), so that syncing one
         # claim never scans every volume.
@@ -188,6 +206,10 @@ class PVController:
         if sc.get("provisioner") in (None, NO_PROVISIONER):
             return
         provisioner = sc["provisioner"]
+        if self._plugin_removed(provisioner):
+            message = f"no volume plugin matched name: {provisioner}"
+            self._event_once(claim, "Warning", "ProvisioningFailed", message)
+            return
         if sc.get("volumeBindingMode") == "WaitForFirstConsumer" and not _ann(claim).get(
             SELECTED_NODE
         ):
@@ -295,7 +317,19 @@ class PVController:
             "persistentvolumeclaims", ref.get("namespace", ""), ref.get("name", "")
         )
         if claim is None or (ref.get("uid") and ref["uid"] != claim["metadata"]["uid"]):
-            self._set_volume_phase(name, "Released" if ref.get("uid") else "Available")
+            if not ref.get("uid"):
+                self._set_volume_phase(name, "Available")
+            elif self._undeletable(pv):
+                self._set_volume_phase(name, "Failed")
+                self._event_once(
+                    pv,
+                    "Warning",
+                    "VolumeFailedDelete",
+                    f"error getting deleter volume plugin for volume \"{name}\": no deletable "
+                    "volume plugin matched",
+                )
+            else:
+                self._set_volume_phase(name, "Released")
             return
         if (claim.get("spec") or {}).get("volumeName") in (None, "", name):
             if phase != "Released":
@@ -310,6 +344,15 @@ class PVController:
             obj["status"] = {"phase": "Available"}
 
         self._registry.mutate(_PV, "", name, unbind)
+
+    def _plugin_removed(self, provisioner: str) -> bool:
+        gone_in = REMOVED_PLUGINS.get(provisioner)
+        return gone_in is not None and self._release >= gone_in
+
+    def _undeletable(self, pv: Obj) -> bool:
+        """A released Delete volume of a removed in-tree plugin: nothing can delete it."""
+        reclaim = (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") or "Delete"
+        return reclaim == "Delete" and self._plugin_removed(_ann(pv).get(PROVISIONED_BY, ""))
 
     def _set_volume_phase(self, name: str, phase: str) -> None:
         def change(obj: Obj) -> None:

@@ -63,7 +63,7 @@ class KubeSandbox:
         self.registry = Registry(self.store)
         self.faults = Faults(self.store)
         self._log = RequestLog()
-        self.control_plane = ControlPlane(self.registry)
+        self.control_plane = ControlPlane(self.registry, version=version)
         self._api = Api(
             store=self.store,
             registry=self.registry,
