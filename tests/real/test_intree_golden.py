@@ -56,7 +56,10 @@ class Case:
     heketi: str = "auth"  # or "noauth"
     beta_annotation: bool = False  # class named by the beta annotation, not the spec
     claim_name: str = ""
-    delete_bug: str = ""  # non-empty: ours deletes unlike in-tree (a bug: xfail strict)
+    # non-empty: ours differs from in-tree in a way that is a bug (xfail strict), when
+    # provisioning (bug) or deleting (delete_bug); the text names the fields
+    bug: str = ""
+    delete_bug: str = ""
 
     @property
     def name(self) -> str:
@@ -81,13 +84,7 @@ CASES = [
         {"restauthenabled": "false"},
         heketi="noauth",
     ),
-    Case(
-        "restuserkey",
-        {"restuserkey": HEKETI_ADMIN_KEY, "secretName": "", "secretNamespace": ""},
-        delete_bug="a class with restuserkey and no Secret: in-tree deletes the volume (it "
-        "signs with restuserkey); ours sends Heketi no token (401 'Required authorization "
-        "token not found'), retries for ever, and the PV stays Released with the volume",
-    ),
+    Case("restuserkey", {"restuserkey": HEKETI_ADMIN_KEY, "secretName": "", "secretNamespace": ""}),
     Case("retain-mountoptions", reclaim_policy="Retain", mount_options=("log-level=DEBUG",)),
     Case(
         "rwx-rox-rounded",
@@ -199,34 +196,14 @@ EXPECTED = [
 ]
 
 
-# Differences that are bugs of ours. The main comparison leaves them out (so that it
-# still watches every other field of these cases); each has its own test below that
-# asserts the in-tree behaviour, marked xfail(strict=True) until ours is fixed.
-BUGS = {
-    "snapshot": Expected(
-        r"heketi_(request|volume)\.snapshot\.(enable|factor)",
-        "ours sends no snapshot object when snapfactor is absent or 1, so Heketi records "
-        "snapshot.enable false; in-tree always sends snapshot {enable: true, factor: "
-        "snapfactor (default 1)}",
-    ),
-    "long-name-label": Expected(
-        r"(endpoints|service)\.metadata\.labels\.gluster\.kubernetes\.io/provisioned-for-pvc",
-        "label gluster.kubernetes.io/provisioned-for-pvc of the Endpoints and Service for a "
-        "claim name of 63 characters or more: in-tree the claim uid; ours the name cut to "
-        "63 characters (two such claims can share a label value)",
-        lambda a, b: a == "<claim-uid>" and b in (LONG_NAME, LONGER_NAME[:63]),
-    ),
-}
-
-
 def classify(diffs: list[Diff]) -> tuple[list[Diff], list[tuple[Diff, str]]]:
-    """(unexpected, [(expected difference, reason)]); known bugs are in neither."""
+    """(unexpected, [(expected difference, reason)])."""
     unexpected, expected = [], []
     for d in diffs:
         rule = next((e for e in EXPECTED if e.matches(d)), None)
         if rule is not None:
             expected.append((d, rule.reason))
-        elif not any(b.matches(d) for b in BUGS.values()):
+        else:
             unexpected.append(d)
     return unexpected, expected
 
@@ -398,34 +375,22 @@ def _diffs(world: World, case: Case) -> list[Diff]:
     return it.differences(intree, ours)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def _cases(bug: Callable[[Case], str]) -> list[Any]:
+    """CASES as parameters; a case whose ``bug(case)`` is non-empty is xfail(strict)."""
+    return [
+        pytest.param(
+            c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=bug(c))] if bug(c) else []
+        )
+        for c in CASES
+    ]
+
+
+@pytest.mark.parametrize("case", _cases(lambda c: c.bug))
 def test_provisions_like_intree(world: World, case: Case) -> None:
     unexpected, _ = classify(_diffs(world, case))
     assert not unexpected, f"{case.id}: differences not in the compatibility table:\n" + _report(
         unexpected
     )
-
-
-@pytest.mark.xfail(strict=True, reason=BUGS["snapshot"].reason)
-def test_snapshot_request_like_intree(world: World) -> None:
-    """Every create: snapshot {enable: true, factor: snapfactor or 1}, as in-tree."""
-    found = [
-        (case.id, d) for case in CASES for d in _diffs(world, case) if BUGS["snapshot"].matches(d)
-    ]
-    assert not found, _report([(f"{cid}: {p}", a, b) for cid, (p, a, b) in found])
-
-
-@pytest.mark.xfail(strict=True, reason=BUGS["long-name-label"].reason)
-def test_label_of_a_long_claim_name_like_intree(world: World) -> None:
-    """Claim names of 63 and 96 characters: the label is the claim uid, as in-tree."""
-    found = [
-        (case.id, d)
-        for case in CASES
-        if len(case.name) >= 63
-        for d in _diffs(world, case)
-        if BUGS["long-name-label"].matches(d)
-    ]
-    assert not found, _report([(f"{cid}: {p}", a, b) for cid, (p, a, b) in found])
 
 
 # -- delete -------------------------------------------------------------------------
@@ -498,17 +463,7 @@ def deleted(world: World) -> dict[tuple[str, str], dict[str, Any]]:
         return left()
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            c,
-            id=c.id,
-            marks=[pytest.mark.xfail(strict=True, reason=c.delete_bug)] if c.delete_bug else [],
-        )
-        for c in CASES
-    ],
-)
+@pytest.mark.parametrize("case", _cases(lambda c: c.delete_bug))
 def test_deletes_like_intree(deleted: dict[tuple[str, str], dict[str, Any]], case: Case) -> None:
     intree, ours = deleted[case.id, "intree"], deleted[case.id, "ours"]
     if case.reclaim_policy == "Delete":
@@ -527,11 +482,11 @@ def test_who_deletes_the_endpoints_and_service(
     world: World, deleted: dict[tuple[str, str], dict[str, Any]]
 ) -> None:
     """In-tree deletes only the Service (``deleteEndpointService`` calls
-    Services().Delete and nothing else), yet its Endpoints go too: the API server's
-    Service storage deletes the Endpoints of the same name when a Service is deleted
-    (``afterDelete``), with no request of its own in the audit log. The endpoints
-    controller's DELETE of that Endpoints comes after and gets 404. Ours deletes both
-    itself, the Endpoints first."""
+    Services().Delete and nothing else), yet its Endpoints go too, twice covered: the
+    API server's Service storage deletes the Endpoints of the same name after deleting
+    a Service (``afterDelete``, no request of its own in the audit log), and
+    kube-controller-manager's endpoints controller deletes the Endpoints of a Service
+    it saw deleted; whichever comes second gets 404. Ours deletes both itself."""
     deleters: dict[tuple[str, str], set[str]] = {}
     for e in it.audit_writes(world.audit_log):
         ref = e.get("objectRef") or {}
@@ -544,6 +499,7 @@ def test_who_deletes_the_endpoints_and_service(
             who = "intree" if ref["namespace"] == NS["intree"] else "ours"
             deleters.setdefault((who, ref["resource"]), set()).add(e["user"]["username"])
     sa = "system:serviceaccount:"
+    assert deleters.pop(("intree", "endpoints"), set()) <= {sa + "kube-system:endpoint-controller"}
     assert deleters == {
         ("intree", "services"): {sa + "kube-system:persistent-volume-binder"},
         ("ours", "services"): {sa + "heketi-provisioner:heketi-provisioner"},
