@@ -23,3 +23,7 @@ ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
 
 # --- PV protection (the name the Go external-provisioner library uses) ---------------
 FINALIZER: Final = "external-provisioner.volume.kubernetes.io/finalizer"
+# Put by the PV controller (1.31+, HonorPVReclaimPolicy) on Delete-policy PVs of
+# in-tree plugins, and removed by it once its plugin deleted the volume. Taking over a
+# plugin the server no longer has, we are that plugin: we remove it after the delete.
+PV_CONTROLLER_FINALIZER: Final = "kubernetes.io/pv-controller"

@@ -18,7 +18,7 @@ import structlog
 
 from provisioner.controller.caches import WatchedObjects
 from provisioner.controller.contract import Provisioner, ProvisionError, Repairer
-from provisioner.controller.keys import FINALIZER
+from provisioner.controller.keys import FINALIZER, PV_CONTROLLER_FINALIZER
 from provisioner.controller.predicates import (
     VolumeAction,
     class_name_of,
@@ -136,6 +136,11 @@ class VolumeSync:
             failed_is_released=self.takeover(),
         )
 
+    def _plugin_finalizers(self) -> tuple[str, ...]:
+        """Taking over a removed in-tree plugin, the PV controller's finalizer for it
+        is ours to lift once the volume is gone (nothing else ever will)."""
+        return (PV_CONTROLLER_FINALIZER,) if self.takeover() else ()
+
     def _claim_gone(self, pv: Obj) -> bool:
         """Asked of the API server, not the cache: a Failed PV's data is deleted only
         when no claim with its claimRef's uid exists (a list by name: RBAC grants
@@ -222,7 +227,7 @@ class VolumeSync:
                 "delete.failed", duration=round(elapsed, 3), error=exc.message, retry_in=delay
             )
             return
-        remove_finalizer(self.kube, pv)
+        remove_finalizer(self.kube, pv, also=self._plugin_finalizers())
         uid = str(pv["metadata"].get("uid"))
         # Before the delete call, so that the informer's delete event (which forgets the
         # mark) always comes after it; undone if the PV may still be there.
@@ -261,8 +266,9 @@ class VolumeSync:
             log.info("repair.succeeded", volume=name, watched=self.watched_key(pv))
 
 
-def remove_finalizer(kube: KubeAPI, pv: Obj) -> None:
-    """Drop our finalizer, guarded by resourceVersion; re-read and retry on conflict.
+def remove_finalizer(kube: KubeAPI, pv: Obj, *, also: tuple[str, ...] = ()) -> None:
+    """Drop our finalizer (and ``also``), guarded by resourceVersion; re-read and retry
+    on conflict.
 
     A merge patch replaces the whole list, so without the precondition it could
     erase a finalizer someone else added since we read the object.
@@ -272,9 +278,10 @@ def remove_finalizer(kube: KubeAPI, pv: Obj) -> None:
     for _ in range(_FINALIZER_ATTEMPTS):
         meta = current.get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])
-        if FINALIZER not in finalizers:
+        dropped = {FINALIZER, *also}
+        if not dropped & set(finalizers):
             return
-        remaining = [f for f in finalizers if f != FINALIZER]
+        remaining = [f for f in finalizers if f not in dropped]
         patch = {
             "metadata": {"finalizers": remaining, "resourceVersion": meta.get("resourceVersion")}
         }

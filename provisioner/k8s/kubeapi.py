@@ -14,6 +14,7 @@ streams are ``provisioner.k8s.watching.WatchStream``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -77,14 +78,18 @@ _PATCH_CONTENT_TYPES = {
 
 
 def load_api_client(kubeconfig: str | None, *, pool_size: int = 64) -> k8s_client.ApiClient:
-    """An ``ApiClient`` from a kubeconfig file, or the pod's service account when None.
+    """An ``ApiClient`` from a kubeconfig file; when None, the pod's service account
+    inside a pod, and elsewhere (an operator's shell running ``uninstall`` or
+    ``audit``) ``$KUBECONFIG`` or ``~/.kube/config``, as kubectl does.
 
     The pool is sized for the workers plus one long-lived connection per watch;
     the client's default (5 x CPUs) would make workers wait for a socket.
     """
     configuration = k8s_client.Configuration()
-    if kubeconfig is None:
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    elif kubeconfig is None:
+        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, client_configuration=configuration

@@ -114,11 +114,6 @@ class Plan:
 
 NO_POD = "needs a running controller pod: no kubelet here (the Deployment never gets one)"
 
-# Run with --kubeconfig added: as written (KUBECONFIG set, as on an
-# operator's workstation) it fails; test_documented_uninstall_as_written keeps that.
-WITH_KUBECONFIG = (
-    ("heketi-provisioner uninstall", "heketi-provisioner uninstall --kubeconfig {kubeconfig}"),
-)
 
 COMMANDS: dict[str, Plan] = {
     "kubectl apply -k manifests/": Plan(expect="deployment.apps/heketi-provisioner"),
@@ -167,10 +162,9 @@ COMMANDS: dict[str, Plan] = {
     "kubectl -n heketi-provisioner scale deployment heketi-provisioner --replicas=0": Plan(
         expect="scaled"
     ),
-    "heketi-provisioner uninstall --namespace heketi-provisioner --dry-run": Plan(
-        subst=WITH_KUBECONFIG
-    ),
-    "heketi-provisioner uninstall --namespace heketi-provisioner": Plan(subst=WITH_KUBECONFIG),
+    # As written, from a shell whose KUBECONFIG names the cluster (no pod, no flag).
+    "heketi-provisioner uninstall --namespace heketi-provisioner --dry-run": Plan(),
+    "heketi-provisioner uninstall --namespace heketi-provisioner": Plan(),
     "kubectl --kubeconfig PATH get pvc,pv -A": Plan(
         subst=(("PATH", "{kubeconfig}"),), expect="gluster-example"
     ),
@@ -394,13 +388,6 @@ def test_documented_examples_work_as_written(real_kube: RealKube, kube_heketi: R
     assert any("apply -k manifests/" in r for r in ran), ran
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs/migration.md's `heketi-provisioner uninstall --namespace heketi-provisioner "
-    "[--dry-run]`, run as written from an operator's shell (KUBECONFIG set, no pod): "
-    "without --kubeconfig the CLI loads only the in-cluster config and exits 1 with "
-    "kubernetes.config.config_exception.ConfigException: Service host/port is not set.",
-)
 def test_documented_uninstall_as_written(real_kube: RealKube) -> None:
     """The dry run as documented, from a shell whose KUBECONFIG names the cluster."""
     kube = real_kube
