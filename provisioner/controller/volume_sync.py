@@ -227,7 +227,7 @@ class VolumeSync:
                 "delete.failed", duration=round(elapsed, 3), error=exc.message, retry_in=delay
             )
             return
-        remove_finalizer(self.kube, pv, also=self._plugin_finalizers())
+        remove_finalizer(self.kube, pv)
         uid = str(pv["metadata"].get("uid"))
         # Before the delete call, so that the informer's delete event (which forgets the
         # mark) always comes after it; undone if the PV may still be there.
@@ -236,6 +236,13 @@ class VolumeSync:
             # NotFound: the finalizer was the last one; Conflict: a same-named successor.
             with contextlib.suppress(KubeNotFound, KubeConflict):
                 self.kube.delete("persistentvolumes", name, uid=pv["metadata"].get("uid"))
+                plugin = self._plugin_finalizers()
+                if plugin:
+                    # After the delete: before it, the PV controller puts its finalizer
+                    # straight back on a Delete PV of an in-tree plugin.
+                    current = self.kube.get("persistentvolumes", name)
+                    if current["metadata"].get("uid") == uid:
+                        remove_finalizer(self.kube, current, also=plugin)
         except BaseException:
             self.memories.forget(name)
             raise

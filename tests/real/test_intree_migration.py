@@ -58,14 +58,6 @@ OUR_ANNOTATION_PREFIX = "heketi-provisioner.gluster.org/"
 # something a known bug prevents gives up after this many seconds.
 REACTION = 10.0
 PV_CONTROLLER_FINALIZER = "kubernetes.io/pv-controller"
-FAILED_RECLAIM_BUG = (
-    "a released PV provisioned-by kubernetes.io/glusterfs on 1.37 (phase Failed): ours "
-    "deletes its Heketi volume, Endpoints and Service and sends DELETE for the PV, but "
-    "the PV stays for ever (phase Failed, deletionTimestamp set) because of the "
-    "finalizer kubernetes.io/pv-controller, which the PV controller puts on every "
-    "Delete-policy PV provisioned-by kubernetes.io/* and removes only after its own "
-    "plugin deleted the volume: there is no glusterfs plugin to do so, ours must remove it"
-)
 # Set by the API server, or tied to the old cluster: not copied.
 _SERVER_SET = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
 
@@ -272,14 +264,12 @@ def _left_after_reclaim(legacy: Legacy, pv: Obj, check: Any, timeout: float) -> 
     return []
 
 
-@pytest.mark.xfail(strict=True, reason=FAILED_RECLAIM_BUG)
 def test_ours_reclaims_a_failed_intree_pv(legacy: Legacy, ours: ControllerProcess) -> None:
     """Claim deleted before ours started: the PV is already Failed when ours sees it."""
     left = _left_after_reclaim(legacy, legacy.pvs["before"], ours.check_running, REACTION)
     assert not left
 
 
-@pytest.mark.xfail(strict=True, reason=FAILED_RECLAIM_BUG)
 def test_ours_reclaims_an_intree_pv_whose_claim_goes_while_it_runs(
     legacy: Legacy, ours: ControllerProcess
 ) -> None:
@@ -384,7 +374,6 @@ def test_pv_controller_swaps_the_finalizers_of_our_pv(
     assert _heketi_has(legacy.heketi, _volume_id(pv))
 
 
-@pytest.mark.xfail(strict=True, reason=FAILED_RECLAIM_BUG)
 def test_ours_deletes_its_own_pv_under_the_intree_name(
     legacy: Legacy, ours_assuming_plugin: tuple[ControllerProcess, dict[str, Any]]
 ) -> None:
