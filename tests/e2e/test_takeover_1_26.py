@@ -81,6 +81,21 @@ def test_a_failed_in_tree_pv_is_reclaimed(cluster_factory: Any) -> None:
     assert volume_id not in [v["id"] for v in cluster.sim.volumes()]
 
 
+def test_a_refused_class_does_not_block_the_delete_of_its_pvs(cluster_factory: Any) -> None:
+    """Before: the delete path ran the strict class parser, so one parameter it
+    refuses (here ``volumetype: mirror``, and an unknown key) blocked the delete of
+    every PV of the class. Deleting needs only the URL, the user and the Secret."""
+    cluster: Cluster = cluster_factory(kube_version=CURRENT, with_controller=False)
+    sc = cluster.storage_class(provisioner=IN_TREE, volumetype="mirror", colour="blue")
+    old_claim, old_pv = in_tree_volume(cluster, sc)
+    cluster.bound_pv(old_claim)
+    cluster.start_controller(provisioner_name=IN_TREE)
+    cluster.delete_claim(old_claim)
+    name = old_pv["metadata"]["name"]
+    cluster.wait_for(lambda: cluster.get("persistentvolumes", name) is None, what="PV gone")
+    assert cluster.sim.volumes() == []
+
+
 def _uninstall(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "provisioner", "uninstall",
