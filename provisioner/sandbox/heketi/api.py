@@ -21,6 +21,7 @@ from .volumes import VolumeService
 
 INVALID_PATH = "Invalid path or request"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+HELLO = "text/plain; charset=UTF-8"  # set by Heketi's handler itself (upper case)
 
 
 class HeketiAPI:
@@ -63,7 +64,7 @@ class HeketiAPI:
     def _handlers(self) -> dict[str, Callable[[str, bytes, str], Response]]:
         v = self.volumes
         return {
-            "GET /hello": lambda i, b, m: text_response("Hello from Heketi"),
+            "GET /hello": lambda i, b, m: text_response("Hello from Heketi", HELLO),
             "GET /metrics": lambda i, b, m: text_response(self.metrics(), PROMETHEUS),
             "GET /operations": lambda i, b, m: json_response(self.ops.stats()),
             "GET /clusters": lambda i, b, m: self.list_clusters(),

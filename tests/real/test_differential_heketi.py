@@ -1,0 +1,376 @@
+"""Differential fidelity: the Heketi simulator against the real Heketi v10.3.0.
+
+One scripted sequence of requests runs against a fresh simulator and a fresh real
+Heketi (mock executor) with the same topology (1 cluster, 3 nodes in zones 1-3, 2
+devices of 500 GiB each, the same storage addresses) and the same admin/user keys.
+Each answer is recorded as fields (status, Location shape, body: JSON flattened to
+dotted paths, or trimmed text), with ids replaced by ``<id>``, and the two records are
+compared field by field. A difference must be listed in ``ALLOWLIST`` (step, field
+pattern, reason); the same list is in ``provisioner/sandbox/heketi/README.md``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+
+from provisioner.sandbox.heketi import HeketiSimulator
+
+from .peers import HEKETI_ADMIN_KEY, HEKETI_USER_KEY, Peers, default_topology, start_heketi
+
+pytestmark = pytest.mark.timeout(120)
+
+NODES = 3
+DEVICES = 2
+DEVICE_GB = 500  # the mock executor's default device size
+
+# (step, field pattern (fnmatch), reason). Keep in step with the sandbox README.
+ALLOWLIST: list[tuple[str, str, str]] = [
+    (
+        "metrics",
+        "body",
+        "the simulator exports only heketi_up, cluster/node/volume counts, device "
+        "size/free/used and in-flight operations, without HELP lines for most, with "
+        "fewer labels and integer values; the real one also has the Go/process "
+        "collectors, *_bytes and brick/device counts and operation counters",
+    ),
+    (
+        "metrics",
+        "content-type",
+        "the real binary's newer Prometheus client appends '; escaping=underscores' "
+        "(a build detail of the peer, not of Heketi v10.3.0's wire format)",
+    ),
+]
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+def _qsh(method: str, path: str) -> str:
+    return hashlib.sha256(f"{method.upper()}&{path}".encode()).hexdigest()
+
+
+def auth_header(shape: str, method: str, path: str) -> dict[str, str]:
+    """The Authorization header of one token shape (``none``: no header at all)."""
+    if shape == "none":
+        return {}
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": "admin",
+        "iat": now - 60,
+        "exp": now + 300,
+        "qsh": _qsh(method, path),
+    }
+    key = HEKETI_ADMIN_KEY
+    if shape == "user":
+        claims["iss"], key = "user", HEKETI_USER_KEY
+    elif shape == "wrong_key":
+        key = "not-the-admin-key-0123456789abcdef"
+    elif shape == "unknown_iss":
+        claims["iss"] = "mallory"
+    elif shape == "no_qsh":
+        del claims["qsh"]
+    elif shape == "wrong_qsh":
+        claims["qsh"] = _qsh("GET", "/somewhere/else")
+    elif shape == "bad_scheme":
+        return {"Authorization": "token " + jwt.encode(claims, key, algorithm="HS256")}
+    elif shape == "expired":
+        claims["iat"], claims["exp"] = now - 120, now - 30
+    elif shape != "admin":
+        raise ValueError(shape)
+    return {"Authorization": "bearer " + jwt.encode(claims, key, algorithm="HS256")}
+
+
+# -- the script --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    method: str
+    path: str  # may hold {vol}, {queue}: filled from earlier answers
+    body: Any = None
+    auth: str = "admin"
+    poll: bool = False  # GET {queue} until it stops being pending
+    capture: tuple[str, str] | None = None  # (ctx key, JSON list field): its first id
+    raw: bytes | None = None  # a raw body instead of JSON
+    each: str | None = None  # run once per id of this captured list, as {each}
+
+
+BIG = NODES * DEVICES * DEVICE_GB  # more than the whole cluster holds
+
+SCRIPT: list[Step] = [
+    Step("hello", "GET", "/hello", auth="none"),
+    Step("no-auth-header", "GET", "/clusters", auth="none"),
+    Step("wrong-key", "GET", "/clusters", auth="wrong_key"),
+    Step("unknown-issuer", "GET", "/clusters", auth="unknown_iss"),
+    Step("no-qsh", "GET", "/clusters", auth="no_qsh"),
+    Step("wrong-qsh", "GET", "/clusters", auth="wrong_qsh"),
+    Step("expired", "GET", "/clusters", auth="expired"),
+    Step("bad-scheme", "GET", "/clusters", auth="bad_scheme"),
+    Step("user-list-volumes", "GET", "/volumes", auth="user"),
+    Step("user-list-clusters", "GET", "/clusters", auth="user"),
+    Step("user-volume-info", "GET", "/volumes/" + "0" * 32, auth="user"),
+    Step("cluster-list", "GET", "/clusters", capture=("cluster", "clusters")),
+    Step("cluster-info", "GET", "/clusters/{cluster}", capture=("node", "nodes")),
+    Step("node-info", "GET", "/nodes/{each}", each="node_all"),
+    Step("unknown-queue", "GET", "/queue/" + "0" * 32),
+    Step("wrong-method", "PUT", "/volumes"),
+    Step("bad-json", "POST", "/volumes", raw=b"{not json"),
+    Step("size-0", "POST", "/volumes", {"size": 0}),
+    Step(
+        "bad-disperse",
+        "POST",
+        "/volumes",
+        {"size": 4, "durability": {"type": "disperse", "disperse": {"data": 3, "redundancy": 1}}},
+    ),
+    Step("unknown-volume", "GET", "/volumes/" + "0" * 32),
+    Step("unknown-route", "GET", "/no/such/route"),
+    Step("no-auth-unknown-route", "GET", "/no/such/route", auth="none"),
+    Step(
+        "create",
+        "POST",
+        "/volumes",
+        {
+            "size": 2,
+            "name": "diffvol",
+            "gid": 2001,
+            "durability": {"type": "replicate", "replicate": {"replica": 3}},
+            "snapshot": {"enable": True, "factor": 1.5},
+        },
+    ),
+    Step("create-poll", "GET", "{queue}", poll=True),
+    Step("create-poll-again", "GET", "{queue}"),
+    Step("volume-info", "GET", "/volumes/{vol}"),
+    Step("volume-list", "GET", "/volumes"),
+    Step("node-usage", "GET", "/nodes/{each}", each="node_all"),
+    Step("expand", "POST", "/volumes/{vol}/expand", {"expand_size": 1}),
+    Step("expand-poll", "GET", "{queue}", poll=True),
+    Step("expanded-info", "GET", "/volumes/{vol}"),
+    Step(
+        "replica-4",
+        "POST",
+        "/volumes",
+        {"size": 1, "durability": {"type": "replicate", "replicate": {"replica": 4}}},
+    ),
+    Step("too-big", "POST", "/volumes", {"size": BIG, "durability": {"type": "none"}}),
+    Step("duplicate-name", "POST", "/volumes", {"size": 1, "name": "diffvol"}),
+    Step("delete", "DELETE", "/volumes/{vol}"),
+    Step("delete-poll", "GET", "{queue}", poll=True),
+    Step("deleted-info", "GET", "/volumes/{vol}"),
+    Step("empty-list", "GET", "/volumes"),
+    Step("delete-unknown", "DELETE", "/volumes/" + "0" * 32),
+    Step("metrics", "GET", "/metrics", auth="none"),
+]
+
+
+# -- running and normalising ---------------------------------------------------------------
+
+ID = re.compile(r"[0-9a-f]{32}")
+EXPIRED_BY = re.compile(r"(Token is expired by )\S+")
+
+
+def _norm_text(text: str) -> str:
+    return EXPIRED_BY.sub(r"\1<duration>", ID.sub("<id>", text.strip()))
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        if not value:
+            out[prefix] = {}
+        for k, v in value.items():
+            _flatten(v, f"{prefix}.{k}", out)
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out[prefix + "[]"] = len(value)
+        for i, v in enumerate(value):
+            _flatten(v, f"{prefix}[{i}]", out)
+    elif isinstance(value, list):
+        out[prefix] = [_norm_text(v) if isinstance(v, str) else v for v in value]
+    elif isinstance(value, str):
+        out[prefix] = _norm_text(value)
+    else:
+        out[prefix] = value
+        out[prefix + ":type"] = type(value).__name__
+
+
+def _mount_stable(body: Any) -> Any:
+    """The order of ``mount.glusterfs.hosts`` follows node ids (random): sort the hosts
+    and name the first one ``<host>`` in ``device``."""
+    try:
+        mount = body["mount"]["glusterfs"]
+    except (KeyError, TypeError):
+        return body
+    hosts = mount.get("hosts") or []
+    if hosts and mount.get("device", "").startswith(hosts[0] + ":"):
+        mount["device"] = "<host>" + mount["device"][len(hosts[0]) :]
+    mount["hosts"] = sorted(hosts)
+    opts = mount.get("options") or {}
+    if "backup-volfile-servers" in opts:
+        opts["backup-volfile-servers"] = f"<{len(opts['backup-volfile-servers'].split(','))} hosts>"
+    return body
+
+
+def _devices_by_name(body: Any) -> Any:
+    """A node's devices come in id order (random): order them by name. Which device
+    of a node gets a brick is random too: once a device holds bricks, order by used
+    space and hide the names (each node then reads "the used device, the empty one")."""
+    if isinstance(body, dict) and isinstance(body.get("bricks"), list):
+        body["bricks"].sort(key=lambda b: int(b.get("size", 0)))  # id order: random
+    if isinstance(body, dict) and isinstance(body.get("devices"), list):
+        devices = body["devices"]
+        if any(d.get("bricks") for d in devices):
+            for d in devices:
+                d["name"] = "<device>"
+            devices.sort(key=lambda d: -int(d.get("storage", {}).get("used", 0)))
+        else:
+            devices.sort(key=lambda d: str(d.get("name")))
+    return body
+
+
+class Target:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.ctx: dict[str, str] = {}
+
+    def send(
+        self, method: str, path: str, body: Any, auth: str, raw: bytes | None = None
+    ) -> requests.Response:
+        return self.session.request(
+            method,
+            self.url + path,
+            json=body,
+            data=raw,
+            headers=auth_header(auth, method, path),
+            timeout=30,
+            allow_redirects=False,
+        )
+
+    def run(self, step: Step) -> dict[str, Any]:
+        if step.each is None:
+            return self.run_one(step, step.path.format(**self.ctx))
+        # one record per item, keyed by the item's manage hostname (ids are random)
+        merged: dict[str, Any] = {}
+        for item in self.ctx[step.each]:
+            rec = self.run_one(step, step.path.format(**self.ctx, each=item))
+            tag = (rec.get("body.hostnames.manage") or [item])[0]
+            merged.update({f"{tag}:{k}": v for k, v in rec.items()})
+        return merged
+
+    def run_one(self, step: Step, path: str) -> dict[str, Any]:
+        r = self.send(step.method, path, step.body, step.auth, step.raw)
+        deadline = time.monotonic() + 20
+        while step.poll and r.status_code == 200 and "X-Pending" in r.headers:
+            assert time.monotonic() < deadline, f"{step.name}: still pending"
+            time.sleep(0.02)  # polling interval
+            r = self.send(step.method, path, step.body, step.auth, step.raw)
+        rec: dict[str, Any] = {"status": r.status_code}
+        location = r.headers.get("Location")
+        if location is not None:
+            rec["location"] = ID.sub("<id>", location)
+            if location.startswith("/queue/"):
+                self.ctx["queue"] = location
+            elif location.startswith("/volumes/"):
+                self.ctx["vol"] = location.rsplit("/", 1)[1]
+        if "X-Pending" in r.headers:
+            rec["x-pending"] = r.headers["X-Pending"]
+        if r.headers.get("Retry-After") is not None:
+            rec["retry-after"] = r.headers["Retry-After"]
+        ctype = r.headers.get("Content-Type", "")
+        rec["content-type"] = ctype
+        if "json" in ctype:
+            data = r.json()
+            if step.capture:
+                key, field = step.capture
+                self.ctx[key] = data[field][0]
+                self.ctx[key + "_all"] = data[field]
+            _flatten(_devices_by_name(_mount_stable(data)), "body", rec)
+        else:
+            rec["body"] = _norm_text(r.text)
+        return rec
+
+
+def run_script(url: str) -> dict[str, dict[str, Any]]:
+    target = Target(url)
+    return {step.name: target.run(step) for step in SCRIPT}
+
+
+def differences(
+    sim: dict[str, dict[str, Any]], real: dict[str, dict[str, Any]]
+) -> list[tuple[str, str, Any, Any]]:
+    out = []
+    for step in SCRIPT:
+        s, r = sim[step.name], real[step.name]
+        for field in sorted(set(s) | set(r)):
+            a, b = s.get(field, "<absent>"), r.get(field, "<absent>")
+            if a != b:
+                out.append((step.name, field, a, b))
+    return out
+
+
+def allowed(step: str, field: str) -> bool:
+    return any(s == step and fnmatch.fnmatchcase(field, f) for s, f, _ in ALLOWLIST)
+
+
+# -- the peers -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fresh_real_heketi(real_peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Heketi of its own: the script needs an empty volume list."""
+    workdir: Path = tmp_path_factory.mktemp("heketi-differential")
+    topology = default_topology(nodes=NODES, devices=DEVICES)
+    with start_heketi(real_peers, workdir, topology=topology) as heketi:
+        yield heketi.url
+
+
+def make_twin_simulator() -> HeketiSimulator:
+    """A simulator with the real peer's topology, keys and storage addresses."""
+    sim = HeketiSimulator(admin_key=HEKETI_ADMIN_KEY, user_key=HEKETI_USER_KEY, nodes=0, seed=11)
+    (cluster,) = sim.cluster_ids()
+    topo = default_topology(nodes=NODES, devices=DEVICES)["clusters"][0]["nodes"]
+    for n in topo:
+        node = n["node"]
+        node_id = sim.add_node(
+            cluster,
+            zone=node["zone"],
+            manage=node["hostnames"]["manage"][0],
+            storage=node["hostnames"]["storage"][0],
+        )
+        for device in n["devices"]:
+            sim.add_device(node_id, size_gb=DEVICE_GB, name=device["name"])
+    return sim
+
+
+@pytest.fixture
+def twin_simulator() -> Iterator[str]:
+    with make_twin_simulator() as sim:
+        yield sim.url
+
+
+def test_simulator_matches_real_heketi(fresh_real_heketi: str, twin_simulator: str) -> None:
+    real = run_script(fresh_real_heketi)
+    sim = run_script(twin_simulator)
+    found = differences(sim, real)
+    unexpected = [d for d in found if not allowed(d[0], d[1])]
+    assert not unexpected, "differences outside the allowlist (step, field, sim, real):\n" + (
+        "\n".join(f"  {s} {f}: sim={a!r} real={b!r}" for s, f, a, b in unexpected)
+    )
+    used = {
+        (s, f)
+        for s, f, _ in ALLOWLIST
+        if any(d[0] == s and fnmatch.fnmatchcase(d[1], f) for d in found)
+    }
+    stale = [(s, f) for s, f, _ in ALLOWLIST if (s, f) not in used]
+    assert not stale, f"allowlist entries that no longer differ (remove them): {stale}"
