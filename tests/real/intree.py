@@ -156,9 +156,11 @@ def start_cluster(
     audit_log: Path | None = None,
     kcm_args: Sequence[str] = (),
     controller_manager: bool = True,
+    service_cidr: str | None = None,
 ) -> Iterator[RealKube]:
     """etcd + kube-apiserver (+ kube-controller-manager), as ``peers.start_kube``, with
-    an optional audit log of every write and extra controller manager flags."""
+    an optional audit log of every write, extra controller manager flags, and another
+    Service range (peers.py's /24 holds 254 ClusterIPs, and every volume takes one)."""
     workdir.mkdir(parents=True, exist_ok=True)
     pki = make_pki(workdir / "pki")
     with start_etcd(peers, workdir) as etcd, contextlib.ExitStack() as stack:
@@ -169,6 +171,9 @@ def start_cluster(
             cert=pki.cert("admin"), key=pki.key("admin"),
         )  # fmt: skip
         argv = _apiserver_argv(peers, version, etcd.url, port, pki, workdir)
+        if service_cidr:  # the last occurrence of a flag wins
+            argv.append(f"--service-cluster-ip-range={service_cidr}")
+            kcm_args = [*kcm_args, f"--service-cluster-ip-range={service_cidr}"]
         if audit_log is not None:
             policy = workdir / "audit-policy.json"
             policy.write_text(json.dumps(AUDIT_POLICY))
