@@ -54,8 +54,8 @@ CLASS = "legacy-glusterfs"
 SECRET_NS, SECRET_NAME = "legacy-secrets", "heketi-key"
 OLD = ("before", "after", "kept")  # claims the in-tree provisioner provisions
 OUR_ANNOTATION_PREFIX = "heketi-provisioner.gluster.org/"
-# Ours reacts to a watch event within a second when it acts at all: a wait for
-# something a known bug prevents gives up after this many seconds.
+# Ours reacts to a watch event within a second: a wait for what it should do gives
+# up after this many seconds.
 REACTION = 10.0
 PV_CONTROLLER_FINALIZER = "kubernetes.io/pv-controller"
 # Set by the API server, or tied to the old cluster: not copied.
