@@ -14,7 +14,6 @@ import base64
 import os
 import re
 import subprocess
-from functools import cache
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,12 @@ import yaml
 from kubernetes_validate.utils import major_minor
 
 from provisioner.cli import ENV_PREFIX, build_parser
+from tests.go_tools import go_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "heketi-provisioner"
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
 MANIFESTS = ROOT / "manifests"
-BUILD_TOOLS = ROOT / "tools" / "build-go-tools"
 RELEASE = "hp"
 NAMESPACE = "heketi-provisioner"
 OLDEST = "1.25"
@@ -45,24 +44,9 @@ CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
 DELIBERATE = {"log-format": "json", "shutdown-grace": 25}
 
 
-@cache
-def _helm_path() -> str | None:
-    out = subprocess.run(
-        [str(BUILD_TOOLS), "--check", "--print-env"], capture_output=True, text=True, timeout=30
-    )
-    found = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
-    return found.get("HELM") if out.returncode == 0 else None
-
-
 @pytest.fixture
 def helm() -> str:
-    path = _helm_path()
-    if path is None:
-        message = "helm not built: run tools/build-go-tools"
-        if os.environ.get("HEKETI_PROVISIONER_GO_TOOLS") == "require":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return go_tool("helm")
 
 
 def _run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -28,13 +28,13 @@ from kubernetes_validate.utils import major_minor
 from prometheus_client.metrics import MetricWrapperBase
 
 from provisioner.observability import NO_ANSWER, Metrics
+from tests.go_tools import go_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "manifests" / "monitoring"
 ALERTS = MONITORING / "alerts.yaml"
 DASHBOARD = ROOT / "charts" / "heketi-provisioner" / "dashboards" / "heketi-provisioner.json"
 DASHBOARD_COPY = MONITORING / "heketi-provisioner.json"
-BUILD_TOOLS = ROOT / "tools" / "build-go-tools"
 
 # Labels Prometheus attaches to every series of a target (a ServiceMonitor or the usual
 # Kubernetes scrape configuration adds `namespace`).
@@ -276,24 +276,9 @@ def test_no_answer_status_in_the_rules_is_the_one_the_code_uses() -> None:
     assert f'status="{NO_ANSWER}"' in unreachable["expr"]
 
 
-@cache
-def _promtool() -> str | None:
-    out = subprocess.run(
-        [str(BUILD_TOOLS), "--check", "--print-env"], capture_output=True, text=True, timeout=30
-    )
-    found = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
-    return found.get("PROMTOOL") if out.returncode == 0 else None
-
-
 @pytest.fixture
 def promtool() -> str:
-    path = _promtool()
-    if path is None:
-        message = "promtool not built: run tools/build-go-tools"
-        if os.environ.get("HEKETI_PROVISIONER_GO_TOOLS") == "require":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return go_tool("promtool")
 
 
 def test_promtool_checks_the_rule_file(promtool: str) -> None:

@@ -18,12 +18,13 @@ import contextlib
 import os
 import subprocess
 import sys
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.go_tools import go_tool
 
 from .controller import ControllerProcess
 from .peers import REPO, RealHeketi, RealKube, free_port, wait_for
@@ -31,7 +32,6 @@ from .peers import REPO, RealHeketi, RealKube, free_port, wait_for
 pytestmark = pytest.mark.timeout(180)
 
 CHART = REPO / "charts" / "heketi-provisioner"
-BUILD_TOOLS = REPO / "tools" / "build-go-tools"
 RELEASE = "hp-chart"
 NAMESPACE = "hp-chart"  # the release namespace (made by --create-namespace)
 CLAIMS = "hp-chart-claims"  # a tenant's namespace
@@ -62,24 +62,9 @@ REQUIRED_KINDS = {
 }
 
 
-@cache
-def _helm_path() -> str | None:
-    out = subprocess.run(
-        [str(BUILD_TOOLS), "--check", "--print-env"], capture_output=True, text=True, timeout=30
-    )
-    found = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
-    return found.get("HELM") if out.returncode == 0 else None
-
-
 @pytest.fixture
 def helm() -> str:
-    path = _helm_path()
-    if path is None:
-        message = "helm not built: run tools/build-go-tools"
-        if os.environ.get("HEKETI_PROVISIONER_GO_TOOLS") == "require":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return go_tool("helm")
 
 
 def run_helm(
