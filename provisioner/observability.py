@@ -75,6 +75,25 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.resize_total = Counter(
+            "controller_persistentvolumeclaim_resize_total",
+            "Claims grown successfully (backend volume, PV and claim status).",
+            ["class"],
+            registry=r,
+        )
+        self.resize_failed_total = Counter(
+            "controller_persistentvolumeclaim_resize_failed_total",
+            "Resize attempts that failed.",
+            ["class"],
+            registry=r,
+        )
+        self.resize_duration = Histogram(
+            "controller_persistentvolumeclaim_resize_duration_seconds",
+            "Time of one resize attempt, successful or not.",
+            ["class"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "heketi_provisioner_workqueue_depth", "Keys ready to be processed.", registry=r
         )

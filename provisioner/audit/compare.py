@@ -48,6 +48,7 @@ from provisioner.audit.report import (
 )
 from provisioner.controller.contract import ProvisionError
 from provisioner.controller.keys import ANN_PROVISIONED_BY
+from provisioner.gluster.annotations import ANN_CLONE_OF
 from provisioner.gluster.credentials import read_secret_key
 from provisioner.gluster.failures import scrub
 from provisioner.gluster.objects import DeleteInfo, delete_info
@@ -312,10 +313,17 @@ class _Audit:
             for uid, vols in sorted(by_uid.items())
             if len(vols) > 1
         ]
+        # A Heketi clone keeps its source's GID (its PV says clone-of): one GID per
+        # family of clones is expected; two PVs that are not clones sharing one is not.
+        clones = {
+            pv["metadata"]["name"]
+            for pv in pvs
+            if ANN_CLONE_OF in (pv["metadata"].get("annotations") or {})
+        }
         collisions = [
             GidCollision(class_name, gid, tuple(sorted(names)))
             for (class_name, gid), names in sorted(by_gid.items())
-            if len(names) > 1
+            if len([n for n in names if n not in clones]) > 1
         ]
         return AuditReport(
             provisioner=self.name,

@@ -19,7 +19,15 @@ from typing import Any
 import structlog
 
 from provisioner.controller.bind_latency import BindTimer
-from provisioner.controller.contract import Outcome, Provisioner, ProvisionError, pv_name
+from provisioner.controller.clone_source import clone_source, data_source
+from provisioner.controller.contract import (
+    Cloner,
+    InvalidInput,
+    Outcome,
+    Provisioner,
+    ProvisionError,
+    pv_name,
+)
 from provisioner.controller.keys import FINALIZER
 from provisioner.controller.predicates import ClaimVerdict, class_name_of, should_provision
 from provisioner.k8s.errors import KubeAlreadyExists, KubeAPIError
@@ -119,6 +127,7 @@ class ClaimSync:
         ``pv_finalizer``: whether PVs carry our finalizer (``--no-pv-finalizer``)."""
         self.provisioner_name = provisioner_name
         self.backend = backend
+        self.cloner = backend if isinstance(backend, Cloner) else None
         self.claims = claims
         self.classes = classes
         self.pvs = pvs
@@ -176,7 +185,11 @@ class ClaimSync:
             claim=meta.get("name"),
             **{"class": class_name, "volume": volume},
         )
-        labels = {"class": class_name or "", "source": ""}
+        source = data_source(claim)
+        labels = {
+            "class": class_name or "",
+            "source": str(source[1].get("kind"))[:64] if source else "",
+        }
         report(
             NORMAL,
             PROVISIONING,
@@ -187,7 +200,7 @@ class ClaimSync:
         started = time.monotonic()
         try:
             try:
-                pv = self.backend.provision(claim, storage_class)
+                pv = self._provision_or_clone(claim, storage_class, source is not None)
                 self._create_pv(pv, report)
             except ProvisionError:
                 raise
@@ -225,6 +238,22 @@ class ClaimSync:
         self.metrics.provision_duration.labels(**labels).observe(elapsed)
         report(NORMAL, PROVISIONING_SUCCEEDED, f"Successfully provisioned volume {volume}")
         logger.info("provision.succeeded", duration=round(elapsed, 3))
+
+    def _provision_or_clone(self, claim: Obj, storage_class: Obj, has_source: bool) -> Obj:
+        """A claim with a data source is a clone (``clone_source`` checks the source
+        first: no backend call for a source we must not or cannot copy)."""
+        if not has_source:
+            return self.backend.provision(claim, storage_class)
+        if self.cloner is None:
+            raise InvalidInput("this provisioner cannot clone volumes (spec.dataSource)")
+        source_pv = clone_source(
+            claim,
+            storage_class,
+            claims=self.claims,
+            pvs=self.pvs,
+            provisioner_name=self.provisioner_name,
+        )
+        return self.cloner.clone(claim, storage_class, source_pv)
 
     def _create_pv(self, pv: Obj, report: Report) -> None:
         """Create the PV; AlreadyExists means an earlier attempt got there first.

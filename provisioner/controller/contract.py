@@ -16,6 +16,11 @@ checks with ``isinstance`` once, when it is built:
 ``Takeover``   serves the provisioner name of an in-tree plugin this API server
                no longer has (its PV controller then never annotates the claims
                and marks released PVs Failed)
+``Expander``   grows the backend volume of a bound PV (``allowVolumeExpansion``)
+``Cloner``     provisions a claim whose ``dataSource`` is another claim: the new
+               volume starts as a copy of the source's (part of provisioning: the
+               same events, metrics and PV write; the controller has checked the
+               source claim and PV first, see ``controller.clone_source``)
 =============  =================================================================
 
 A failed attempt raises ``ProvisionError`` with an ``Outcome`` saying what may
@@ -32,6 +37,8 @@ from typing import Any, Protocol, runtime_checkable
 from provisioner.k8s.versions import ServerVersion
 
 __all__ = [
+    "Cloner",
+    "Expander",
     "Gate",
     "InvalidInput",
     "Outcome",
@@ -163,3 +170,33 @@ class Takeover(Protocol):
         are acted on without it), and puts a PV whose claim went into phase Failed
         instead of Released (so such a PV is deleted like a Released one, once the
         API server confirms its claim is gone)."""
+
+
+@runtime_checkable
+class Expander(Protocol):
+    """A backend whose volumes can grow while bound (no node-side resize needed)."""
+
+    def expand(self, pv: Obj, requested_bytes: int) -> str:
+        """Grow the volume behind ``pv`` to hold at least ``requested_bytes`` and return
+        its new capacity as a quantity (``"3Gi"``), which the controller writes to the
+        PV and then to the claim's status.
+
+        Must be safe to repeat: a retry after a crash between the backend's expand
+        and the PV update must find the volume grown already and not grow it again.
+        """
+
+    def resized_by_server(self, server: ServerVersion) -> bool:
+        """True when this API server's own controllers grow these volumes (an in-tree
+        plugin that still exists there): then the controller leaves resizes alone, so
+        that two resizers never race on one volume."""
+
+
+@runtime_checkable
+class Cloner(Protocol):
+    def clone(self, claim: Obj, storage_class: Obj, source_pv: Obj) -> Obj:
+        """Like ``Provisioner.provision``, but the new volume starts as a copy of the
+        one behind ``source_pv``. The controller has already checked that the source
+        is a claim in the same namespace and class, bound to ``source_pv`` (a PV of
+        ours whose claimRef uid is the source claim's) and no larger than the request;
+        the backend still takes the volume id from ``source_pv`` only, never from
+        anything a tenant wrote."""

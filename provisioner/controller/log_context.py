@@ -24,7 +24,7 @@ __all__ = ["fields_for", "log_context"]
 
 def fields_for(claims: Lookup, pvs: Lookup, kind: str, key: str) -> dict[str, Any]:
     """What the caches say about a queue key; fields that are unknown are omitted."""
-    if kind == "claim":
+    if kind in ("claim", "resize"):
         namespace, _, name = key.partition("/")
         fields: dict[str, Any] = {"namespace": namespace, "claim": name}
         claim = claims.get(key)

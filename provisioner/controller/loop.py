@@ -1,6 +1,7 @@
 """The control loop: caches, a work queue, workers; the decisions live elsewhere.
 
-Keys on the queue are ``("claim", "ns/name")`` and ``("volume", "pv-name")``.
+Keys on the queue are ``("claim", "ns/name")`` (provision), ``("resize", "ns/name")``
+(grow a bound claim: ``resize_sync``) and ``("volume", "pv-name")``.
 Watch handlers only enqueue keys; workers re-read the object from the cache,
 so they always act on the newest state and never on a stale event payload.
 ``predicates`` says what to act on, ``claim_sync``/``volume_sync`` say how, and the
@@ -27,6 +28,7 @@ from provisioner.controller.bind_latency import BindTimer
 from provisioner.controller.caches import Caches
 from provisioner.controller.claim_sync import ClaimSync
 from provisioner.controller.contract import (
+    Expander,
     Gate,
     Preparer,
     Provisioner,
@@ -36,6 +38,8 @@ from provisioner.controller.contract import (
 )
 from provisioner.controller.log_context import log_context
 from provisioner.controller.predicates import class_name_of
+from provisioner.controller.resize_sync import KIND as RESIZE
+from provisioner.controller.resize_sync import ResizeSync
 from provisioner.controller.volume_sync import VolumeSync
 from provisioner.k8s.events import EventRecorder
 from provisioner.k8s.informer import object_key
@@ -110,6 +114,23 @@ class Controller:
             metrics=self.metrics,
             takeover=self._takeover,
         )
+        self.expander = provisioner if isinstance(provisioner, Expander) else None
+        self.resize_sync = (
+            None
+            if self.expander is None
+            else ResizeSync(
+                provisioner_name=settings.provisioner_name,
+                backend=self.expander,
+                claims=self.claims,
+                classes=self.classes,
+                pvs=self.pvs,
+                kube=kube,
+                events=self.events,
+                queue=self.queue,
+                metrics=self.metrics,
+                server_resizes=self._server_resizes,
+            )
+        )
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._sweep_wake = threading.Event()  # a pending claim went: sweep soon
@@ -140,13 +161,17 @@ class Controller:
     def _claim_changed(self, claim: Obj) -> None:
         if not (claim.get("spec") or {}).get("volumeName"):
             self.queue.add(("claim", object_key(claim)))
-        else:
-            self.bind_timer.observe(claim)
+            return
+        self.bind_timer.observe(claim)
+        if self.resize_sync is not None and self.resize_sync.wants(claim):
+            self.queue.add((RESIZE, object_key(claim)))
 
     def _claim_deleted(self, claim: Obj) -> None:
         uid = str(claim["metadata"].get("uid"))
         self.claim_sync.memories.forget(uid)
         self.bind_timer.forget(uid)
+        if self.resize_sync is not None:
+            self.resize_sync.forget(uid)
         # A PV deleted directly waits for its claim to go; now it can.
         volume = (claim.get("spec") or {}).get("volumeName")
         if volume:
@@ -175,6 +200,13 @@ class Controller:
             self.server is not None
             and isinstance(self.provisioner, Takeover)
             and self.provisioner.plugin_removed(self.server)
+        )
+
+    def _server_resizes(self) -> bool:
+        return (
+            self.server is not None
+            and self.expander is not None
+            and self.expander.resized_by_server(self.server)
         )
 
     def _gate_message(self, storage_class: Obj) -> str | None:
@@ -311,6 +343,8 @@ class Controller:
     def resync(self) -> None:
         """Re-examine everything: retries quiet failures and catches missed events."""
         self.claim_sync.memories.allow_retry_of_waiting()
+        if self.resize_sync is not None:
+            self.resize_sync.allow_retry_of_waiting()
         for claim in self.claims.list():
             self._claim_changed(claim)
         for pv in self.pvs.list():
@@ -338,6 +372,9 @@ class Controller:
         try:
             if kind == "claim":
                 self.claim_sync.sync(name)
+            elif kind == RESIZE:
+                if self.resize_sync is not None:
+                    self.resize_sync.sync(name)
             else:
                 self.volume_sync.sync(name)
         except Exception as exc:  # API trouble mid-operation: every step is safe to repeat

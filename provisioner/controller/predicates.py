@@ -7,6 +7,7 @@ and so that a mistake here (acting on someone else's volume) is easy to see.
 from __future__ import annotations
 
 import enum
+from fractions import Fraction
 from typing import Any
 
 from provisioner.controller.keys import (
@@ -17,6 +18,7 @@ from provisioner.controller.keys import (
     ANN_STORAGE_PROVISIONER,
     FINALIZER,
 )
+from provisioner.k8s.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 
@@ -160,3 +162,61 @@ def should_repair(
     if _meta(pv).get("deletionTimestamp") or watched_key is None:
         return False
     return not all_present
+
+
+class ResizeStep(enum.Enum):
+    NONE = "none"
+    EXPAND = "expand"  # the request exceeds the PV's capacity: grow the backend volume
+    FINISH = "finish"  # the PV is large enough; the claim's status does not say so yet
+
+
+RESIZE_CONDITIONS = ("Resizing", "FileSystemResizePending", "ControllerResizeError")
+"""Claim conditions of a resize in progress; cleared once it is done (no node step)."""
+
+
+def _bytes(value: Any) -> Fraction | None:
+    try:
+        return parse_quantity(value) if isinstance(value, (str, int)) else None
+    except QuantityError:
+        return None
+
+
+def resize_step(
+    claim: Obj, pv: Obj | None, storage_class: Obj | None, provisioner_name: str
+) -> ResizeStep:
+    """What growing a bound claim needs, from the claim, its PV and its class.
+
+    Only claims bound to a PV we provisioned (claimRef uid = the claim's uid; adopted
+    in-tree PVs included when we serve their name) in a class of ours that sets
+    ``allowVolumeExpansion: true``. Fields read (keep them in slimmed caches): of the
+    claim ``spec.volumeName``, ``spec.resources.requests.storage``,
+    ``status.phase``, ``status.capacity.storage``, ``status.conditions[].type``,
+    ``metadata.uid``, ``metadata.deletionTimestamp``; of the PV
+    ``spec.capacity.storage``, ``spec.claimRef.uid``, the provisioned-by annotation;
+    of the class ``allowVolumeExpansion`` and ``provisioner``.
+    """
+    spec = claim.get("spec") or {}
+    status = claim.get("status") or {}
+    if not spec.get("volumeName") or status.get("phase") != "Bound":
+        return ResizeStep.NONE
+    if _meta(claim).get("deletionTimestamp") or pv is None or storage_class is None:
+        return ResizeStep.NONE
+    if storage_class.get("provisioner") != provisioner_name:
+        return ResizeStep.NONE
+    if storage_class.get("allowVolumeExpansion") is not True:
+        return ResizeStep.NONE
+    if not provisioned_by(pv, provisioner_name) or not claim_ref_matches(pv, claim):
+        return ResizeStep.NONE
+    requested = _bytes(((spec.get("resources") or {}).get("requests") or {}).get("storage"))
+    capacity = _bytes(((pv.get("spec") or {}).get("capacity") or {}).get("storage"))
+    if requested is None or capacity is None:
+        return ResizeStep.NONE
+    if requested > capacity:
+        return ResizeStep.EXPAND
+    shown = _bytes((status.get("capacity") or {}).get("storage"))
+    pending = any(
+        (c or {}).get("type") in RESIZE_CONDITIONS for c in status.get("conditions") or ()
+    )
+    if (shown is not None and shown < capacity) or pending:
+        return ResizeStep.FINISH
+    return ResizeStep.NONE

@@ -29,6 +29,9 @@ ANN_RESTUSER: Final = "heketi-provisioner.gluster.org/restuser"
 ANN_SECRET_NAMESPACE: Final = "heketi-provisioner.gluster.org/secret-namespace"
 ANN_SECRET_NAME: Final = "heketi-provisioner.gluster.org/secret-name"
 ANN_ENDPOINTS_NAME: Final = "heketi-provisioner.gluster.org/endpoints-name"
+# On a clone's PV: the Heketi volume id it was cloned from. A Heketi clone keeps its
+# source's GID, so two PVs of a class share one; this says why (``audit``, GIDs).
+ANN_CLONE_OF: Final = "heketi-provisioner.gluster.org/clone-of"
 
 # --- Written on Services by versions before the security fix; read by nothing now -----
 # The intent record lived on the claim's Service, which its tenant can write; it is now

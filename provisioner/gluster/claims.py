@@ -41,8 +41,12 @@ def _spec(claim: Mapping[str, Any]) -> Mapping[str, Any]:
     return spec if isinstance(spec, Mapping) else {}
 
 
-def validate_claim(claim: Mapping[str, Any]) -> None:
-    """Raise ``ClaimError`` for the first unsupported feature the claim asks for."""
+def validate_claim(claim: Mapping[str, Any], *, data_source_allowed: bool = False) -> None:
+    """Raise ``ClaimError`` for the first unsupported feature the claim asks for.
+
+    A data source is allowed only on the clone path, where the controller has
+    checked the source (``provisioner.controller.clone_source``); a plain provision
+    must never drop a claim's request to start from a copy."""
     spec = _spec(claim)
     modes = spec.get("accessModes") or []
     if not modes:
@@ -68,8 +72,11 @@ def validate_claim(claim: Mapping[str, Any]) -> None:
             "Filesystem only",
         )
     for source in ("dataSource", "dataSourceRef"):
-        if spec.get(source):
-            raise ClaimError(f"spec.{source}", "cloning or restoring a volume is not supported yet")
+        if spec.get(source) and not data_source_allowed:
+            raise ClaimError(
+                f"spec.{source}",
+                "a claim with a data source is provisioned only as a clone of another claim",
+            )
     requested_gib(claim)
 
 

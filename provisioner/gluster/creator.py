@@ -132,7 +132,7 @@ class VolumeCreator:
             attempt.uncertain = True  # still being created: visible once it is done
             raise failure(err) from None
         except HeketiError as err:
-            if _may_have_happened(err, target.user):
+            if may_have_happened(err, target.user):
                 attempt.uncertain = True
             # Either way the gid stays reserved: the intent record names it.
             raise failure(err) from None
@@ -227,7 +227,7 @@ class VolumeCreator:
         self.ledger.volume_gone(target.url, volume.id, class_name, None, uid)
 
 
-def _may_have_happened(err: HeketiError, user: str) -> bool:
+def may_have_happened(err: HeketiError, user: str) -> bool:
     """Whether a failed create may still have left a volume behind."""
     if isinstance(err, OutcomeUnknown):
         return True

@@ -68,7 +68,8 @@ class VolumeDeleter:
                 f"cannot use StorageClass {class_name} to find its Heketi server: {err}"
             ) from None
 
-    def _target(self, pv: dict[str, Any], info: DeleteInfo) -> HeketiTarget:
+    def target_for(self, pv: dict[str, Any], info: DeleteInfo) -> HeketiTarget:
+        """The Heketi server and credentials of a PV (delete, repair, expand, clone)."""
         name = pv["metadata"]["name"]
         url, user = info.rest_url, info.rest_user or ""
         secret_ns, secret_name, fallback = info.secret_namespace, info.secret_name, ""
@@ -114,7 +115,7 @@ class VolumeDeleter:
                 "no vol_<id> path); delete the Heketi volume by hand and remove the finalizer",
                 outcome=Outcome.WAIT_FOR_CHANGE,
             )
-        target = self._target(pv, info)
+        target = self.target_for(pv, info)
         self.delete_volume(target, info.volume_id)
         if info.endpoints_name and info.endpoints_namespace:
             try:
@@ -188,7 +189,7 @@ class VolumeDeleter:
             raise ProvisionError(f"cannot check Endpoints/Service of PV: {err}") from None
         if not missing:
             return False
-        target = self._target(pv, info)
+        target = self.target_for(pv, info)
         try:
             volume = self.pool.client(target).get_volume(info.volume_id)
         except HeketiError as err:

@@ -19,6 +19,7 @@ from heketi_client.errors import (
     HeketiError,
     HeketiTimeout,
     NoSpace,
+    NotFound,
     OperationFailed,
     OutcomeUnknown,
     Throttled,
@@ -26,7 +27,7 @@ from heketi_client.errors import (
 )
 from provisioner.controller.contract import Outcome, ProvisionError
 
-__all__ = ["delete_failure", "provision_failure", "scrub", "user_role_hint"]
+__all__ = ["delete_failure", "expand_failure", "provision_failure", "scrub", "user_role_hint"]
 
 _ADMIN_REQUIRED = "Administrator access required"
 
@@ -138,6 +139,43 @@ def delete_failure(
             failure = ProvisionError(f"Heketi at {url} while {doing}: {err}")
     # Always worth retrying: the PV stays (with its finalizer) until this succeeds.
     failure.outcome = Outcome.RETRY
+    failure.message = scrub(failure.message, key)
+    failure.args = (failure.message,)
+    return failure
+
+
+def expand_failure(
+    err: HeketiError, *, url: str, user: str, key: str, volume_id: str, size_gib: int, by_gib: int
+) -> ProvisionError:
+    """A failed grow: the claim keeps its size, and the message says what would help."""
+    doing = f"growing volume {volume_id} by {by_gib} GiB to {size_gib} GiB"
+    failure = _common(err, url=url, user=user, doing=doing)
+    if failure is not None:
+        pass
+    elif isinstance(err, NoSpace):
+        failure = ProvisionError(
+            f"Heketi has no room for {doing} ({err.status} {err.message}); the claim keeps "
+            "its current size; add devices or free space in Heketi's cluster, or ask for less"
+        )
+    elif isinstance(err, AllocationFailed):
+        failure = ProvisionError(
+            f"Heketi could not allocate the space for {doing} ({err.status} {err.message}); "
+            "the claim keeps its current size"
+        )
+    elif isinstance(err, NotFound):
+        failure = ProvisionError(
+            f"Heketi at {url} has no volume {volume_id} ({err.status} {err.message}); the PV "
+            "names a volume that is gone",
+            outcome=Outcome.WAIT_FOR_CHANGE,
+        )
+    elif isinstance(err, OperationFailed):
+        failure = ProvisionError(f"Heketi failed {doing} and rolled it back: {err.message}")
+    elif isinstance(err, HeketiAPIError):
+        failure = ProvisionError(
+            f"Heketi at {url} answered {err.status} while {doing}: {err.message}"
+        )
+    else:
+        failure = ProvisionError(f"Heketi at {url} while {doing}: {err}")
     failure.message = scrub(failure.message, key)
     failure.args = (failure.message,)
     return failure

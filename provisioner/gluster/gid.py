@@ -106,6 +106,9 @@ class GidAllocator:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pools: dict[str, _Intervals] = {}
+        # Volumes beyond the first that hold a GID: a Heketi clone keeps its
+        # source's GID (its files carry it), so until every one is gone the GID stays.
+        self._extra: dict[tuple[str, int], int] = {}
 
     def observe(self, class_name: str, gid: int) -> None:
         """Record a GID found on an existing PV.
@@ -129,9 +132,26 @@ class GidAllocator:
             pool.add(gid)
             return gid
 
-    def release(self, class_name: str, gid: int) -> None:
-        """Give a GID back; call only once its Heketi volume is gone."""
+    def share(self, class_name: str, gid: int) -> None:
+        """One more volume holds ``gid`` (a clone of a volume that holds it): it takes
+        one more ``release`` before the GID is free."""
+        if not 0 <= gid <= GID_LIMIT:
+            return
         with self._lock:
+            self._pools.setdefault(class_name, _Intervals()).add(gid)
+            self._extra[(class_name, gid)] = self._extra.get((class_name, gid), 0) + 1
+
+    def release(self, class_name: str, gid: int) -> None:
+        """Give a GID back; call only once its Heketi volume is gone. A GID that
+        several volumes share is free only after the last one's release."""
+        with self._lock:
+            extra = self._extra.get((class_name, gid), 0)
+            if extra:
+                if extra == 1:
+                    del self._extra[(class_name, gid)]
+                else:
+                    self._extra[(class_name, gid)] = extra - 1
+                return
             pool = self._pools.get(class_name)
             if pool is not None:
                 pool.remove(gid)

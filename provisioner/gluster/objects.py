@@ -191,8 +191,10 @@ def build_pv(
     secret_namespace: str | None,
     secret_name: str | None,
     rest_user: str | None,
+    clone_of: str | None = None,
 ) -> dict[str, Any]:
-    """The PV for a provisioned Heketi volume, bound in advance to its claim."""
+    """The PV for a provisioned Heketi volume, bound in advance to its claim;
+    ``clone_of``: the Heketi volume id a clone was made from."""
     metadata = _metadata(claim)
     uid = _claim_uid(claim)
     namespace = metadata.get("namespace")
@@ -208,6 +210,8 @@ def build_pv(
     }
     if params.auth_enabled and rest_user:
         annotations[ann.ANN_RESTUSER] = rest_user
+    if clone_of:
+        annotations[ann.ANN_CLONE_OF] = clone_of
     if secret_namespace and secret_name:
         annotations[ann.ANN_SECRET_NAMESPACE] = secret_namespace
         annotations[ann.ANN_SECRET_NAME] = secret_name

@@ -54,16 +54,18 @@ from provisioner.controller.keys import ANN_PROVISIONED_BY
 from provisioner.controller.predicates import class_name_of
 from provisioner.gluster.annotations import LABEL_PROVISIONED_FOR_PVC
 from provisioner.gluster.claims import ClaimError, requested_gib, validate_claim
+from provisioner.gluster.cloner import VolumeCloner
 from provisioner.gluster.creator import VolumeCreator
 from provisioner.gluster.credentials import target_for_class
 from provisioner.gluster.deleter import VolumeDeleter
 from provisioner.gluster.endpoints import ensure_endpoints
+from provisioner.gluster.expander import VolumeExpander
 from provisioner.gluster.failures import provision_failure
 from provisioner.gluster.gate import GlusterfsGate, glusterfs_mountable
 from provisioner.gluster.gid import gid_from_pv
 from provisioner.gluster.intent import IntentStore
 from provisioner.gluster.ledger import Ledger
-from provisioner.gluster.objects import build_pv, endpoints_name, endpoints_of
+from provisioner.gluster.objects import build_pv, delete_info, endpoints_name, endpoints_of
 from provisioner.gluster.orphans import DEFAULT_ORPHAN_GRACE, OrphanSweeper
 from provisioner.gluster.parameter_values import ParameterError
 from provisioner.gluster.parameters import GlusterClassParameters, parse_class_parameters
@@ -135,6 +137,11 @@ class GlusterProvisioner:
             kube=kube, pool=self.pool, records=self.records, ledger=self.ledger,
             class_lookup=class_lookup,
         )  # fmt: skip
+        self.expander = VolumeExpander(pool=self.pool, deleter=self.deleter)
+        self.cloner = VolumeCloner(
+            provisioner_name=provisioner_name, pool=self.pool, records=self.records,
+            ledger=self.ledger, expander=self.expander,
+        )  # fmt: skip
         self.sweeper = OrphanSweeper(
             kube=kube, provisioner_name=provisioner_name, class_lookup=class_lookup,
             pool=self.pool, records=self.records, ledger=self.ledger, deleter=self.deleter,
@@ -150,10 +157,16 @@ class GlusterProvisioner:
         with a record is recognised when its record turns out to exist, one without
         a record has no volume. No Heketi request is made here."""
         gids = self.ledger.gids
+        seen: set[tuple[str, int]] = set()
         for pv in pvs:
             gid = gid_from_pv(pv)
             if gid is not None:
-                gids.observe(class_name_of(pv) or "", gid)
+                held = (class_name_of(pv) or "", gid)
+                if held in seen:  # a clone and its source (Heketi clones keep the GID)
+                    gids.share(*held)
+                else:
+                    seen.add(held)
+                    gids.observe(*held)
         for intent in self.records.list():
             gids.observe(intent.class_name, intent.gid)
 
@@ -173,19 +186,39 @@ class GlusterProvisioner:
     # -- Provisioner ---------------------------------------------------------------
 
     def provision(self, claim: Obj, storage_class: Obj) -> Obj:
+        return self._exclusive(claim, storage_class, None)
+
+    # -- Cloner --------------------------------------------------------------------
+
+    def clone(self, claim: Obj, storage_class: Obj, source_pv: Obj) -> Obj:
+        """Provision ``claim`` as a Heketi clone of ``source_pv``'s volume (``cloner``)."""
+        return self._exclusive(claim, storage_class, source_pv)
+
+    # -- Expander ------------------------------------------------------------------
+
+    def expand(self, pv: Obj, requested_bytes: int) -> str:
+        return self.expander.expand(pv, requested_bytes)
+
+    def resized_by_server(self, server: ServerVersion) -> bool:
+        """Up to 1.25 kube-controller-manager's in-tree glusterfs plugin grows
+        ``spec.glusterfs`` PVs itself (with the class's parameters); growing them here
+        as well would race it on Heketi's increment-based expand."""
+        return glusterfs_mountable(server.release)
+
+    def _exclusive(self, claim: Obj, storage_class: Obj, source_pv: Obj | None) -> Obj:
         uid = str(claim["metadata"]["uid"])
         attempts = self.ledger.attempts
         if not attempts.begin_provision(uid):  # the orphan sweep must not take its volume
             raise ProvisionError("the claim's earlier volume is being cleaned up; will retry")
         try:
-            return self._provision(claim, storage_class)
+            return self._provision(claim, storage_class, source_pv)
         finally:
             attempts.end_provision(uid)
 
-    def _provision(self, claim: Obj, storage_class: Obj) -> Obj:
+    def _provision(self, claim: Obj, storage_class: Obj, source_pv: Obj | None) -> Obj:
         class_name = storage_class["metadata"]["name"]
         try:
-            validate_claim(claim)
+            validate_claim(claim, data_source_allowed=source_pv is not None)
             size = requested_gib(claim)
         except ClaimError as err:
             raise InvalidInput(str(err)) from None
@@ -195,8 +228,11 @@ class GlusterProvisioner:
         uid, namespace = metadata["uid"], metadata["namespace"]
 
         endpoints = endpoints_name(params.endpoints_prefix, uid)
-        self._check_storage_addresses(target, params, size)
-        volume = self.creator.find_or_create(claim, class_name, params, target, size)
+        if source_pv is None:
+            self._check_storage_addresses(target, params, size)
+            volume = self.creator.find_or_create(claim, class_name, params, target, size)
+        else:  # a clone lives on its source's nodes, whose addresses were checked then
+            volume = self.cloner.find_or_clone(claim, class_name, params, target, source_pv, size)
         bad = not_ips(volume.mount_hosts)
         if bad:  # the topology changed since the check: nothing to write yet, try again
             raise ProvisionError(
@@ -233,6 +269,7 @@ class GlusterProvisioner:
                 secret_namespace=params.secret_namespace,
                 secret_name=params.secret_name,
                 rest_user=params.rest_user,
+                clone_of=None if source_pv is None else delete_info(source_pv).volume_id,
             )
         except Exception as err:  # a bug, not a condition: do not leave the volume behind
             log.exception("provision.build_pv_failed")

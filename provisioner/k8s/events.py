@@ -33,6 +33,10 @@ PROVISIONING_SUCCEEDED = "ProvisioningSucceeded"
 PROVISIONING_FAILED = "ProvisioningFailed"
 PROVISIONING_CLEANUP_FAILED = "ProvisioningCleanupFailed"
 VOLUME_FAILED_DELETE = "VolumeFailedDelete"
+# Reasons of the sig-storage external-resizer, for the same reason.
+RESIZING = "Resizing"
+VOLUME_RESIZE_SUCCESSFUL = "VolumeResizeSuccessful"
+VOLUME_RESIZE_FAILED = "VolumeResizeFailed"
 
 _MESSAGE_LIMIT = 1024  # the API server rejects longer event messages
 

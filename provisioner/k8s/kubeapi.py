@@ -218,13 +218,17 @@ class KubeAPI:
         namespace: str | None = None,
         *,
         patch_type: str = "merge",
+        subresource: str = "",
     ) -> KubeObject:
-        """``patch_type`` is ``merge`` (RFC 7386), ``json`` (RFC 6902) or ``strategic``."""
+        """``patch_type`` is ``merge`` (RFC 7386), ``json`` (RFC 6902) or ``strategic``;
+        ``subresource`` e.g. ``status`` (a claim's status is written only there)."""
         try:
             content_type = _PATCH_CONTENT_TYPES[patch_type]
         except KeyError:
             raise ValueError(f"unknown patch type {patch_type!r}") from None
         path = self._resource(resource).path(namespace, name)
+        if subresource:
+            path = f"{path}/{subresource}"
         return self._json("PATCH", path, body=patch, content_type=content_type)
 
     def delete(

@@ -40,10 +40,12 @@ def test_read_write_once_pod_message() -> None:
         ({"accessModes": None}, "spec.accessModes", "required"),
         ({"selector": {"matchLabels": {"a": "b"}}}, "spec.selector", "selector"),
         ({"volumeMode": "Block"}, "spec.volumeMode", "Filesystem only"),
+        # provision() alone never serves a data source: the controller routes such
+        # claims to clone() after checking the source (controller.clone_source)
         ({"dataSource": {"kind": "PersistentVolumeClaim", "name": "x"}}, "spec.dataSource",
-         "not supported"),
+         "only as a clone"),
         ({"dataSourceRef": {"kind": "VolumeSnapshot", "name": "s"}}, "spec.dataSourceRef",
-         "not supported"),
+         "only as a clone"),
         ({"resources": {}}, "spec.resources.requests.storage", "required"),
         ({"resources": {"requests": {}}}, "spec.resources.requests.storage", "required"),
         ({"resources": {"requests": {"storage": ""}}}, "spec.resources.requests.storage",

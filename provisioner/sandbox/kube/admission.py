@@ -5,13 +5,20 @@
   "true"``; with several defaults the newest wins, as since Kubernetes 1.26).
 - StorageObjectInUseProtection: claims get ``kubernetes.io/pvc-protection`` and volumes
   ``kubernetes.io/pv-protection``; the control-plane emulation removes them when safe.
+- PersistentVolumeClaimResize (on update, after validation): a larger storage request
+  of a bound claim is refused with 403 unless the claim's class exists and sets
+  ``allowVolumeExpansion: true`` (message as kube-apiserver 1.25 and 1.37 word it;
+  tests/real/test_resize_clone.py compares).
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from .status import ApiError
 from .store import Store
+from .validation import parse_quantity
 
 Obj = dict[str, Any]
 
@@ -58,3 +65,35 @@ def admit_create(store: Store, plural: str, obj: Obj) -> None:
         _add_finalizer(obj, PVC_PROTECTION)
     elif plural == "persistentvolumes":
         _add_finalizer(obj, PV_PROTECTION)
+
+
+RESIZE_FORBIDDEN = (
+    "only dynamically provisioned pvc can be resized and the storageclass that "
+    "provisions the pvc must support resize"
+)
+
+
+def _requested(obj: Obj) -> Decimal | None:
+    spec = obj.get("spec") or {}
+    return parse_quantity(((spec.get("resources") or {}).get("requests") or {}).get("storage"))
+
+
+def admit_update(store: Store, plural: str, old: Obj, new: Obj) -> None:
+    """Validating admission of an update (main resource only, never ``/status``)."""
+    if plural != "persistentvolumeclaims":
+        return
+    before, after = _requested(old), _requested(new)
+    if before is None or after is None or after <= before:
+        return
+    annotations = new["metadata"].get("annotations") or {}
+    class_name = annotations.get(BETA_CLASS_ANNOTATION) or (new.get("spec") or {}).get(
+        "storageClassName"
+    )
+    storage_class = store.get("storageclasses", "", class_name) if class_name else None
+    if storage_class is None or storage_class.get("allowVolumeExpansion") is not True:
+        name = new["metadata"]["name"]
+        raise ApiError(
+            403,
+            f'persistentvolumeclaims "{name}" is forbidden: {RESIZE_FORBIDDEN}',
+            details={"name": name, "kind": "persistentvolumeclaims"},
+        )

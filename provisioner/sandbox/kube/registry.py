@@ -284,6 +284,7 @@ class Registry:
                         ],
                     )
             validation.validate_update(rt, current, new)
+            admission.admit_update(self.store, rt.plural, current, new)
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if new == current:
             return current

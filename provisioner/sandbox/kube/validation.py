@@ -344,10 +344,12 @@ def _claim_update_causes(old: Obj, new: Obj) -> list[Cause]:
                 "Forbidden: field can not be less than previous value",
             )
         )
-    # Mutable: requests; volumeName and storageClassName only while unset (binding,
-    # retroactive default class).
-    for spec in (old_spec, new_spec):
-        spec.pop("resources", None)
+    # Mutable: requests of a bound claim only (an unbound claim's request change gets
+    # the "immutable" answer, as from kube-apiserver); volumeName and storageClassName
+    # only while unset (binding, retroactive default class).
+    if (old.get("status") or {}).get("phase") == "Bound":
+        for spec in (old_spec, new_spec):
+            spec.pop("resources", None)
     for field in ("volumeName", "storageClassName"):
         if not old_spec.get(field):
             old_spec.pop(field, None)
