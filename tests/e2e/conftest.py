@@ -81,8 +81,10 @@ class Cluster:
         secret: str | bool | None = True,
         reclaim: str = "Delete",
         provisioner: str = PROVISIONER,
+        expandable: bool = False,
         **params: str,
     ) -> str:
+        """``expandable``: ``allowVolumeExpansion: true``."""
         name = f"gluster-{next(_names)}"
         if secret is True:
             secret = self.secret()
@@ -94,6 +96,8 @@ class Cluster:
             reclaim=reclaim,
             **params,
         )
+        if expandable:
+            body["allowVolumeExpansion"] = True
         self.kube.create("storageclasses", body)
         return name
 
