@@ -30,6 +30,7 @@ def _grants(scope: str, group: str, resources: tuple[str, ...], verbs: str) -> s
 # (scope, apiGroup, resource, verb)
 GRANTS: set[tuple[str, str, str, str]] = (
     _grants(CLUSTER, CORE, ("persistentvolumeclaims",), "list watch")
+    | _grants(CLUSTER, CORE, ("persistentvolumeclaims/status",), "patch")
     | _grants(CLUSTER, CORE, ("persistentvolumes",), "get list watch create patch delete")
     | _grants(CLUSTER, "storage.k8s.io", ("storageclasses",), "list watch")
     | _grants(CLUSTER, CORE, ("secrets",), "get")

@@ -107,8 +107,8 @@ class World:
         self.user.create("storageclasses", body)
         return name
 
-    def claim(self, storage_class: str) -> dict[str, Any]:
-        body = claim_body(f"claim-{next(_names)}", NAMESPACE, storage_class)
+    def claim(self, storage_class: str, **spec: Any) -> dict[str, Any]:
+        body = claim_body(f"claim-{next(_names)}", NAMESPACE, storage_class, **spec)
         return self.user.create("persistentvolumeclaims", body, NAMESPACE)
 
     def find(self, resource: str, name: str, namespace: str | None = None) -> Any:
@@ -138,12 +138,16 @@ class World:
             self.health.stop()
 
 
-def _world(tmp_path: Path, heketi_latency: float = 0.0) -> Iterator[World]:
+def _world(
+    tmp_path: Path, heketi_latency: float = 0.0, kube_version: str | None = None
+) -> Iterator[World]:
+    extra = {} if kube_version is None else {"kube_version": kube_version}
     stack = SandboxStack(
         StackOptions(
             kubeconfig_out=str(tmp_path / "kubeconfig"),
             heketi_admin_key=ADMIN_KEY,
             heketi_latency=heketi_latency,
+            **extra,
             with_controller=False,
             settings=FAST,
         )
@@ -160,6 +164,15 @@ def _world(tmp_path: Path, heketi_latency: float = 0.0) -> Iterator[World]:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     yield from _world(tmp_path)
+
+
+@pytest.fixture
+def current_world(tmp_path: Path) -> Iterator[World]:
+    """A 1.37 API server: resizes are ours there (1.25's controller manager grows
+    glusterfs PVs itself)."""
+    directory = tmp_path / "current"
+    directory.mkdir()
+    yield from _world(directory, kube_version="1.37.2")
 
 
 @pytest.fixture

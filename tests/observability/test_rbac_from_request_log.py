@@ -4,7 +4,8 @@ manifests/rbac.yaml grants.
 Representative flows run against the sandbox with leader election on: provision, bind,
 delete, repair of a deleted Endpoints object, a bad claim re-examined after its class
 changed (which folds a repeated event into a patch), the orphan sweep, and a clean
-release of the Lease. Every request whose user agent is the controller's becomes an
+release of the Lease; and against a 1.37 sandbox, a claim grown (Heketi, the PV's
+capacity, the claim's status subresource) and a claim cloned. Every request whose user agent is the controller's becomes an
 RBAC tuple (scope, apiGroup, resource, verb); non-resource URLs (``/version``,
 discovery) are granted to every authenticated user by the default
 ``system:discovery`` role and are not ours to grant.
@@ -119,15 +120,46 @@ def run_flows(world: World) -> None:
     assert elector.release()
 
 
-@pytest.fixture
-def traffic(world: World, monkeypatch: pytest.MonkeyPatch) -> set[Grant]:
-    monkeypatch.setenv("POD_NAMESPACE", CONTROLLER_NAMESPACE)
+def run_resize_and_clone(world: World) -> None:
+    controller = world.build(
+        orphan_sweep_period=3600.0, namespace=CONTROLLER_NAMESPACE, assume_glusterfs_plugin=True
+    )
+    controller.start()
+    sc = world.storage_class()
+    world.user.patch("storageclasses", sc, {"allowVolumeExpansion": True})
+    claim = world.claim(sc)
+    world.bound_pv(claim)
+    name = claim["metadata"]["name"]
+    world.user.patch("persistentvolumeclaims", name,
+                     {"spec": {"resources": {"requests": {"storage": "2Gi"}}}}, "default")  # fmt: skip
+    world.wait_for(
+        lambda: (
+            (world.find("persistentvolumeclaims", name, "default") or {})
+            .get("status", {})
+            .get("capacity", {})
+            .get("storage")
+            == "2Gi"
+        ),
+        what="the claim grown",
+    )
+    clone = world.claim(sc, size="2Gi", dataSource={"kind": "PersistentVolumeClaim", "name": name})
+    world.bound_pv(clone)
+    controller.stop(grace=2.0)
+
+
+def _traffic(world: World, flows: Any) -> set[Grant]:
     world.user.create("namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                      "metadata": {"name": CONTROLLER_NAMESPACE}})  # fmt: skip
     world.sandbox.clear_request_log()
-    run_flows(world)
+    flows(world)
     assert os.environ["POD_NAMESPACE"] == CONTROLLER_NAMESPACE
     return used(world.sandbox.request_log)
+
+
+@pytest.fixture
+def traffic(world: World, current_world: World, monkeypatch: pytest.MonkeyPatch) -> set[Grant]:
+    monkeypatch.setenv("POD_NAMESPACE", CONTROLLER_NAMESPACE)
+    return _traffic(world, run_flows) | _traffic(current_world, run_resize_and_clone)
 
 
 def test_manifests_grant_exactly_what_the_controller_uses(traffic: set[Grant]) -> None:
