@@ -182,6 +182,14 @@ class Controller:
     def _volume_changed(self, pv: Obj) -> None:
         if self.volume_sync.needs_work(pv):
             self.queue.add(("volume", pv["metadata"]["name"]))
+        # PVs sync after claims (``Caches.start_order``): a claim waiting to grow is
+        # recognised once its PV is cached, and again whenever the PV changes.
+        ref = (pv.get("spec") or {}).get("claimRef") or {}
+        if self.resize_sync is not None and ref.get("namespace") and ref.get("name"):
+            key = f"{ref['namespace']}/{ref['name']}"
+            claim = self.claims.get(key)
+            if claim is not None and self.resize_sync.wants(claim):
+                self.queue.add((RESIZE, key))
 
     def _class_changed(self, storage_class: Obj) -> None:
         name = storage_class["metadata"]["name"]

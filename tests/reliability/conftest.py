@@ -30,7 +30,7 @@ import pytest
 from provisioner.audit.compare import run_audit
 from provisioner.audit.report import AuditReport
 from provisioner.controller.keys import ANN_PROVISIONED_BY
-from provisioner.gluster.annotations import ANN_GID, LABEL_PROVISIONED_FOR_PVC
+from provisioner.gluster.annotations import ANN_CLONE_OF, ANN_GID, LABEL_PROVISIONED_FOR_PVC
 from provisioner.gluster.intent import LABEL_INTENT
 from provisioner.k8s.errors import KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
@@ -168,11 +168,18 @@ class World:
 
     wait_for = staticmethod(wait_for)
 
-    def __init__(self, tmp: Path, *, admin_key: str = CANARY_KEY, seed: int = 7) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        admin_key: str = CANARY_KEY,
+        seed: int = 7,
+        kube_version: str = "1.25.16",
+    ) -> None:
         self.tmp = tmp
         self.admin_key = admin_key
         self.sim = HeketiSimulator(admin_key=admin_key, seed=seed)
-        self.sandbox = KubeSandbox(version="1.25.16", kubeconfig_path=tmp / "kubeconfig")
+        self.sandbox = KubeSandbox(version=kube_version, kubeconfig_path=tmp / "kubeconfig")
         self.sim.start()
         self.sandbox.start()
         assert self.sandbox.kubeconfig_path is not None
@@ -213,7 +220,9 @@ class World:
         self.kube.create("secrets", body, NAMESPACE)
         return name
 
-    def storage_class(self, *, secret: str | None = None, **params: str | None) -> str:
+    def storage_class(
+        self, *, secret: str | None = None, expandable: bool = False, **params: str | None
+    ) -> str:
         name = f"gluster-{next(_names)}"
         body = class_body(
             name,
@@ -222,14 +231,18 @@ class World:
             provisioner=PROVISIONER,
             **params,
         )
+        if expandable:
+            body["allowVolumeExpansion"] = True
         self.kube.create("storageclasses", body)
         return name
 
     def claim(
         self, storage_class: str, *, size: str = "1Gi", name: str | None = None,
-        expect_bound: bool = True,
+        expect_bound: bool = True, **spec: Any,
     ) -> dict[str, Any]:  # fmt: skip
-        body = claim_body(name or f"claim-{next(_names)}", NAMESPACE, storage_class, size=size)
+        body = claim_body(
+            name or f"claim-{next(_names)}", NAMESPACE, storage_class, size=size, **spec
+        )
         claim = self.kube.create("persistentvolumeclaims", body, NAMESPACE)
         if expect_bound:
             self.expected[claim["metadata"]["name"]] = claim["metadata"]["uid"]
@@ -365,9 +378,11 @@ class World:
         assert report.problems == 0, report
         assert not report.errors, report.errors
         assert report.pvs == len(self.expected) == report.heketi_volumes
+        # A clone keeps its source's GID (Heketi copies it); every other PV has its own.
         gids = [
             (pv["spec"].get("storageClassName"), pv["metadata"]["annotations"][ANN_GID])
             for pv in self.sandbox.list_objects("persistentvolumes")
+            if ANN_CLONE_OF not in pv["metadata"]["annotations"]
         ]
         assert len(gids) == len(set(gids)), f"GID used twice: {Counter(gids).most_common(3)}"
         return report
