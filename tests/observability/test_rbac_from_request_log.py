@@ -5,10 +5,10 @@ Representative flows run against the sandbox with leader election on: provision,
 delete, repair of a deleted Endpoints object, a bad claim re-examined after its class
 changed (which folds a repeated event into a patch), the orphan sweep, and a clean
 release of the Lease; and against a 1.37 sandbox, a claim grown (Heketi, the PV's
-capacity, the claim's status subresource) and a claim cloned. Every request whose user agent is the controller's becomes an
-RBAC tuple (scope, apiGroup, resource, verb); non-resource URLs (``/version``,
-discovery) are granted to every authenticated user by the default
-``system:discovery`` role and are not ours to grant.
+capacity, the claim's status subresource) and a claim cloned. Every request whose
+user agent is the controller's becomes an RBAC tuple (scope, apiGroup, resource,
+verb); non-resource URLs (``/version``, discovery) are granted to every authenticated
+user by the default ``system:discovery`` role and are not ours to grant.
 """
 
 from __future__ import annotations
@@ -130,8 +130,8 @@ def run_resize_and_clone(world: World) -> None:
     claim = world.claim(sc)
     world.bound_pv(claim)
     name = claim["metadata"]["name"]
-    world.user.patch("persistentvolumeclaims", name,
-                     {"spec": {"resources": {"requests": {"storage": "2Gi"}}}}, "default")  # fmt: skip
+    bigger = {"spec": {"resources": {"requests": {"storage": "2Gi"}}}}
+    world.user.patch("persistentvolumeclaims", name, bigger, "default")
     world.wait_for(
         lambda: (
             (world.find("persistentvolumeclaims", name, "default") or {})
