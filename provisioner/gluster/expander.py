@@ -80,4 +80,13 @@ class VolumeExpander:
                 volume_id=volume_id, size_gib=size_gib, by_gib=by,
             ) from None  # fmt: skip
         log.info("heketi_volume.expanded", volume_id=volume_id, by_gib=by, size_gib=grown.size)
+        if grown.size < size_gib:
+            # Asking again would grow it again, by an amount computed from an answer
+            # that cannot be trusted: stop here and let the operator look.
+            raise ProvisionError(
+                f"Heketi reported volume {volume_id} at {grown.size} GiB after growing it by "
+                f"{by} GiB from {volume.size} GiB (wanted {size_gib} GiB); not asking again "
+                "until the claim changes",
+                outcome=Outcome.WAIT_FOR_CHANGE,
+            )
         return grown

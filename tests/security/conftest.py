@@ -197,12 +197,15 @@ class TenantClient:
     def get(self, resource: str, name: str, namespace: str | None = None) -> Obj:
         return self.api.get(resource, name, self._own(namespace))
 
+    def patch(self, resource: str, name: str, patch: Obj) -> Obj:
+        return self.api.patch(resource, name, patch, self.namespace)
+
     def create(self, resource: str, body: Obj) -> Obj:
         namespace = self._own((body.get("metadata") or {}).get("namespace"))
         return self.api.create(resource, body, namespace)
 
-    def claim(self, name: str, storage_class: str, size: str = "1Gi") -> Obj:
-        body = claim_body(name, self.namespace, storage_class, size=size)
+    def claim(self, name: str, storage_class: str, size: str = "1Gi", **spec: Any) -> Obj:
+        body = claim_body(name, self.namespace, storage_class, size=size, **spec)
         return self.create("persistentvolumeclaims", body)
 
 
@@ -382,10 +385,10 @@ class CaptureServer:
 class World:
     """Heketi simulator, API sandbox, the three clients and the controller."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, kube_version: str = "1.25.16") -> None:
         self.tmp = tmp
         self.sim = HeketiSimulator(admin_key=ADMIN_KEY, seed=11)
-        self.sandbox = KubeSandbox(version="1.25.16", kubeconfig_path=tmp / "kubeconfig")
+        self.sandbox = KubeSandbox(version=kube_version, kubeconfig_path=tmp / "kubeconfig")
         self.sim.start()
         self.sandbox.start()
         assert self.sandbox.kubeconfig_path is not None
@@ -416,7 +419,9 @@ class World:
 
     # -- admin steps --------------------------------------------------------------
 
-    def storage_class(self, name: str, *, binding_mode: str | None = None) -> str:
+    def storage_class(
+        self, name: str, *, binding_mode: str | None = None, expandable: bool = False
+    ) -> str:
         body = class_body(
             name,
             self.sim.url,
@@ -424,10 +429,12 @@ class World:
             provisioner=PROVISIONER,
             binding_mode=binding_mode or None,
         )
+        if expandable:
+            body["allowVolumeExpansion"] = True
         self.admin.create("storageclasses", body)
         return name
 
-    def start_controller(self) -> ControllerProcess:
+    def start_controller(self, *extra_args: str) -> ControllerProcess:
         """``heketi-provisioner run`` in its own namespace, sweeping every 0.5 s."""
         controller = ControllerProcess(
             self.kubeconfig,
@@ -438,6 +445,7 @@ class World:
                 "--provisioner-name", PROVISIONER,
                 "--orphan-sweep-period", str(SWEEP_PERIOD),
                 "--orphan-grace-seconds", str(SWEEP_GRACE),
+                *extra_args,
             ],
         )  # fmt: skip
         self.controller = controller.start().wait_started()
