@@ -160,7 +160,8 @@ def expand_failure(
     elif isinstance(err, AllocationFailed):
         failure = ProvisionError(
             f"Heketi could not allocate the space for {doing} ({err.status} {err.message}); "
-            "the claim keeps its current size"
+            "the claim keeps its current size; ask for less, or add devices to Heketi's "
+            "cluster (a volume has at most 32 bricks, its existing ones included)"
         )
     elif isinstance(err, NotFound):
         failure = ProvisionError(

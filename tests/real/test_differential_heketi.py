@@ -157,6 +157,18 @@ SCRIPT: list[Step] = [
     Step("expand", "POST", "/volumes/{vol}/expand", {"expand_size": 1}),
     Step("expand-poll", "GET", "{queue}", poll=True),
     Step("expanded-info", "GET", "/volumes/{vol}"),
+    # Expand and clone errors. A successful clone cannot be compared: Heketi v10.3.0's
+    # mock executor panics in the clone's Exec (volume_entry.go updateCloneBrickPaths:
+    # index out of range, the mock reports a clone without bricks) and the server
+    # exits. The simulator's clone follows the source (NewVolumeEntryFromClone: the
+    # source's size, durability, gid, options and cluster; name "vol_<id>" if none).
+    Step("expand-zero", "POST", "/volumes/{vol}/expand", {"expand_size": 0}),
+    Step("expand-negative", "POST", "/volumes/{vol}/expand", {"expand_size": -1}),
+    Step("expand-bad-json", "POST", "/volumes/{vol}/expand", raw=b"{not json"),
+    Step("expand-too-big", "POST", "/volumes/{vol}/expand", {"expand_size": BIG}),
+    Step("expand-unknown", "POST", "/volumes/" + "0" * 32 + "/expand", {"expand_size": 1}),
+    Step("clone-unknown", "POST", "/volumes/" + "0" * 32 + "/clone", {}),
+    Step("clone-bad-name", "POST", "/volumes/{vol}/clone", {"name": "no spaces"}),
     Step(
         "replica-4",
         "POST",

@@ -20,6 +20,7 @@ MIN_BRICK_KIB = KIB_PER_GIB
 MAX_BRICK_KIB = 4 * 1024 * KIB_PER_GIB
 MAX_BRICKS_PER_VOLUME = 32
 MAX_VOLUMES_PER_CLUSTER = 1000
+MAX_BRICKS = "Maximum number of bricks reached."
 NO_SPACE = "No space"
 
 
@@ -120,18 +121,24 @@ def place_bricks(
     size_gib: int,
     layout: Layout,
     rng: random.Random,
+    existing_bricks: int = 0,
 ) -> list[Brick]:
     """Bricks for `size_gib` more GiB of a volume, or AllocationError(`No space`).
 
     Tries 1, 2, 4, 8… brick sets. Nothing is written to the database: the caller adds
     the bricks in the same locked step, so the reservation is atomic.
+    ``existing_bricks`` (an expand): the volume's bricks count towards the limit of
+    32, and reaching it ends the search with Heketi's expand answer
+    `Maximum number of bricks reached.` (checked against the real Heketi v10.3.0).
     """
     ring = device_ring(db, cluster_id)
     sets = 1
     while True:
         brick_kib = size_gib * KIB_PER_GIB // sets // layout.data_bricks
-        if brick_kib < MIN_BRICK_KIB or sets * layout.set_width > MAX_BRICKS_PER_VOLUME:
+        if brick_kib < MIN_BRICK_KIB:
             raise AllocationError(NO_SPACE)
+        if sets * layout.set_width + existing_bricks > MAX_BRICKS_PER_VOLUME:
+            raise AllocationError(MAX_BRICKS if existing_bricks else NO_SPACE)
         if brick_kib <= MAX_BRICK_KIB and ring:
             bricks = _try_layout(db, ring, volume_id, sets, brick_kib, layout, rng)
             if bricks is not None:

@@ -274,6 +274,7 @@ class VolumeService:
                         size_gib=expand_size,
                         layout=layout_of(volume),
                         rng=self.rng,
+                        existing_bricks=len(volume.bricks),
                     )
                 except AllocationError as exc:
                     failure = str(exc)
