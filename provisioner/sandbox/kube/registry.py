@@ -51,8 +51,11 @@ def copy_obj(obj: Obj) -> Obj:
 
 
 class Registry:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, release: tuple[int, int] = (1, 25)) -> None:
+        """``release``: the Kubernetes minor the sandbox speaks as, where validation
+        differs between releases (a claim's smaller request: 1.32+)."""
         self.store = store
+        self.release = release
         self._snapshots: OrderedDict[str, list[Entry]] = OrderedDict()
         self._snap_lock = threading.Lock()
 
@@ -283,7 +286,7 @@ class Registry:
                             )
                         ],
                     )
-            validation.validate_update(rt, current, new)
+            validation.validate_update(rt, current, new, release=self.release)
             admission.admit_update(self.store, rt.plural, current, new)
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if new == current:

@@ -330,20 +330,36 @@ def validate_create(rt: ResourceType, obj: Obj) -> None:
         raise invalid(rt, name, causes)
 
 
-def _claim_update_causes(old: Obj, new: Obj) -> list[Cause]:
+RECOVER_EXPANSION_FAILURE = (1, 32)
+"""From 1.32 (RecoverVolumeExpansionFailure on by default) a bound claim's request may
+go down again, after a failed resize, but never below its ``status.capacity``."""
+
+
+def _claim_update_causes(old: Obj, new: Obj, release: tuple[int, int]) -> list[Cause]:
     old_spec, new_spec = dict(old.get("spec") or {}), dict(new.get("spec") or {})
     causes: list[Cause] = []
     old_req = ((old_spec.get("resources") or {}).get("requests") or {}).get("storage")
     new_req = ((new_spec.get("resources") or {}).get("requests") or {}).get("storage")
     old_q, new_q = parse_quantity(old_req), parse_quantity(new_req)
+    shown = parse_quantity(((old.get("status") or {}).get("capacity") or {}).get("storage"))
+    bound = (old.get("status") or {}).get("phase") == "Bound"
     if old_q is not None and new_q is not None and new_q < old_q:
-        causes.append(
-            (
-                "spec.resources.requests.storage",
-                "FieldValueForbidden",
-                "Forbidden: field can not be less than previous value",
+        if release < RECOVER_EXPANSION_FAILURE:
+            causes.append(
+                (
+                    "spec.resources.requests.storage",
+                    "FieldValueForbidden",
+                    "Forbidden: field can not be less than previous value",
+                )
             )
-        )
+        elif bound and (shown is None or new_q < shown):
+            causes.append(
+                (
+                    "spec.resources.requests.storage",
+                    "FieldValueForbidden",
+                    "Forbidden: field can not be less than status.capacity",
+                )
+            )
     # Mutable: requests of a bound claim only (an unbound claim's request change gets
     # the "immutable" answer, as from kube-apiserver); volumeName and storageClassName
     # only while unset (binding, retroactive default class).
@@ -360,18 +376,21 @@ def _claim_update_causes(old: Obj, new: Obj) -> list[Cause]:
                 "spec",
                 "FieldValueForbidden",
                 "Forbidden: spec is immutable after creation except resources.requests "
-                "and volumeAttributesClassName for bound claims",
+                + ("and volumeAttributesClassName " if release >= (1, 29) else "")
+                + "for bound claims",
             )
         )
     return causes
 
 
-def validate_update(rt: ResourceType, old: Obj, new: Obj) -> None:
+def validate_update(
+    rt: ResourceType, old: Obj, new: Obj, *, release: tuple[int, int] = (1, 25)
+) -> None:
     validate_create(rt, new)
     name = new["metadata"]["name"]
     causes: list[Cause] = []
     if rt.plural == "persistentvolumeclaims":
-        causes += _claim_update_causes(old, new)
+        causes += _claim_update_causes(old, new, release)
     elif rt.plural == "persistentvolumes":
         old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
         if any(old_spec.get(s) != new_spec.get(s) for s in PV_SOURCES):
