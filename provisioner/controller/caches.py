@@ -39,6 +39,12 @@ class Caches:
     def __init__(self, kube: KubeAPI, settings: Settings) -> None:
         self._kube = kube
         self._settings = settings
+        # Claim fields read beyond provisioning's: resize (predicates.resize_step,
+        # resize_sync) reads spec.volumeName, spec.resources.requests.storage,
+        # status.phase, status.capacity, status.conditions[].type and
+        # status.allocatedResourceStatuses; cloning (clone_source) spec.dataSource,
+        # spec.dataSourceRef and, of the source claim, status.phase and spec.volumeName.
+        # A cache slimmed to fewer fields breaks both.
         self.claims = self._informer("persistentvolumeclaims")
         self.pvs = self._informer("persistentvolumes")
         self.classes = self._informer("storageclasses")

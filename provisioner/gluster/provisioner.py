@@ -2,9 +2,12 @@
 
 ``GlusterProvisioner`` is a ``Provisioner`` and has every optional capability:
 ``Preparer`` (GIDs from PVs and records), ``Repairer`` (the endpoints: the Endpoints
-+ Service pair a glusterfs PV mounts through), ``Reconciler`` (the orphan sweep) and
-``Gate`` (no glusterfs PVs on 1.26+). Its parts are here: ``creator`` (provision),
-``deleter`` (delete, repair), ``orphans`` (the sweep), sharing a ``ledger``.
++ Service pair a glusterfs PV mounts through), ``Reconciler`` (the orphan sweep),
+``Gate`` (no glusterfs PVs on 1.26+), ``Expander`` (Heketi's expand, never twice) and
+``Cloner`` (Heketi's clone, crash-safe like a create). Its parts are here: ``creator``
+(provision), ``cloner`` (clone), ``expander`` (grow), ``deleter`` (delete, repair),
+``orphans`` (the sweep, clones included: their records look like any other), sharing
+a ``ledger``.
 
 The intent record, written before the Heketi create
 ----------------------------------------------------
