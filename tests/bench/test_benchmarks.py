@@ -114,3 +114,16 @@ def test_scale_runs_and_reports_every_figure() -> None:
     assert figures["bound_claims"] == 300
     assert figures["sandbox_pv_count"] == 301  # the pre-loaded ones and the new claim's
     assert figures["new_claim_heketi_requests"]["create"] == 1
+
+
+@pytest.mark.timeout(300)
+def test_resize_clone_requests_runs_and_counts_each_operation() -> None:
+    figures = run_bench("resize_clone_requests.py")
+    grow, clone = figures["resize_1_to_3_gib"], figures["clone_1_gib_into_4_gib"]
+    assert grow["heketi"].get("POST /volumes/{id}/expand 202") == 1, grow
+    assert grow["kube"].get("patch persistentvolumeclaims/status") == 1, grow
+    assert clone["heketi"].get("POST /volumes/{id}/clone 202") == 1, clone
+    assert clone["kube"].get("create persistentvolumes") == 1, clone
+    for counts in (grow, clone):
+        assert counts["heketi_total"] == sum(counts["heketi"].values())
+        assert counts["kube_total"] == sum(counts["kube"].values())
