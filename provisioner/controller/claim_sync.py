@@ -67,6 +67,19 @@ def fingerprint(claim: Obj, storage_class: Obj | None) -> str:
     return f"{class_version}|{spec}"
 
 
+_SOURCE_LABELS = ("PersistentVolumeClaim", "VolumeSnapshot")
+
+
+def source_label(source: tuple[str, Obj] | None) -> str:
+    """The metrics' ``source`` label: the data source's kind, from a fixed set. The
+    kind is tenant-written; a free-form label value would let a tenant grow the
+    metrics without bound."""
+    if source is None:
+        return ""
+    kind = source[1].get("kind")
+    return kind if kind in _SOURCE_LABELS else "other"
+
+
 def retryable(exc: KubeAPIError) -> bool:
     """Worth trying again: no answer, throttled, server trouble, or a conflict."""
     return exc.status in (0, 409, 429) or exc.status >= 500
@@ -186,10 +199,7 @@ class ClaimSync:
             **{"class": class_name, "volume": volume},
         )
         source = data_source(claim)
-        labels = {
-            "class": class_name or "",
-            "source": str(source[1].get("kind"))[:64] if source else "",
-        }
+        labels = {"class": class_name or "", "source": source_label(source)}
         report(
             NORMAL,
             PROVISIONING,

@@ -167,3 +167,13 @@ def test_clone_source_found_through_either_field() -> None:
     assert find(clone_claim(dataSourceRef=REF))["metadata"]["name"] == "pvc-1"
     assert find(clone_claim("1Gi", dataSource=REF))["metadata"]["name"] == "pvc-1"
     assert data_source(clone_claim()) is None
+
+
+def test_metrics_source_label_is_bounded() -> None:
+    """A hostile tenant's data source kinds must not become metric label values."""
+    from provisioner.controller.claim_sync import source_label
+
+    assert source_label(None) == ""
+    assert source_label(("spec.dataSource", REF)) == "PersistentVolumeClaim"
+    assert source_label(("spec.dataSourceRef", {"kind": "VolumeSnapshot"})) == "VolumeSnapshot"
+    assert source_label(("spec.dataSourceRef", {"kind": "x" * 500})) == "other"
