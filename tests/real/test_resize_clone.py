@@ -261,3 +261,39 @@ def test_clone_binds_with_its_own_volume(
     assert f"pvc-{copy['metadata']['uid']}" in names
     ep = f"/api/v1/namespaces/{ns}/endpoints/glusterfs-dynamic-{copy['metadata']['uid']}"
     assert kube.get(ep)["subsets"]
+
+
+def test_on_1_25_kube_controller_manager_grows_the_volume_itself(
+    real_kube: RealKube, kube_heketi: RealHeketi, controller_factory: ControllerFactory
+) -> None:
+    """Why the controller leaves resizes alone up to 1.25: kube-controller-manager's
+    in-tree glusterfs plugin grows our PVs itself, with the class's parameters."""
+    if real_kube.version != "1.25":
+        pytest.skip("the in-tree glusterfs plugin exists up to 1.25 only")
+    kube, heketi, ns = real_kube, kube_heketi, "grow-intree"
+    make_namespace(kube, ns)
+    make_storage_class(kube, "grow-intree", heketi)
+    kube.request(
+        "PATCH", "/apis/storage.k8s.io/v1/storageclasses/grow-intree",
+        {"allowVolumeExpansion": True}, headers=MERGE,
+    )  # fmt: skip
+    controller = controller_factory(kube)
+    make_claim(kube, ns, "data", "grow-intree", size="1Gi")
+    claim = _bound(kube, ns, "data")
+    pv_name = claim["spec"]["volumeName"]
+    volume_id = kube.get(f"/api/v1/persistentvolumes/{pv_name}")["metadata"]["annotations"][
+        VOLUME_ID
+    ]
+    before = _heketi_ops(controller)
+
+    kube.request("PATCH", _claims(ns, "data"), _grow("2Gi"), headers=MERGE)
+
+    wait_for(
+        lambda: heketi.get(f"/volumes/{volume_id}")["size"] == 2, WAIT, "Heketi volume at 2 GiB"
+    )
+    wait_for(
+        lambda: _claim(kube, ns, "data")["status"].get("capacity", {}).get("storage") == "2Gi",
+        WAIT,
+        "the claim at 2Gi",
+    )
+    assert _delta(_heketi_ops(controller), before).get("POST /volumes/{id}/expand") is None
