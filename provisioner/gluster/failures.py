@@ -147,36 +147,40 @@ def delete_failure(
 def expand_failure(
     err: HeketiError, *, url: str, user: str, key: str, volume_id: str, size_gib: int, by_gib: int
 ) -> ProvisionError:
-    """A failed grow: the claim keeps its size, and the message says what would help."""
-    doing = f"growing volume {volume_id} by {by_gib} GiB to {size_gib} GiB"
-    failure = _common(err, url=url, user=user, doing=doing)
-    if failure is not None:
-        pass
-    elif isinstance(err, NoSpace):
-        failure = ProvisionError(
+    """A failed grow (``by_gib`` 0: reading the size first failed): the claim keeps its
+    size, and the message says what would help."""
+    if by_gib:
+        doing = f"growing volume {volume_id} by {by_gib} GiB to {size_gib} GiB"
+    else:
+        doing = f"reading the size of volume {volume_id} before growing it to {size_gib} GiB"
+    failure = _common(err, url=url, user=user, doing=doing) or _expand_specific(
+        err, url=url, volume_id=volume_id, doing=doing
+    )
+    failure.message = scrub(failure.message, key)
+    failure.args = (failure.message,)
+    return failure
+
+
+def _expand_specific(err: HeketiError, *, url: str, volume_id: str, doing: str) -> ProvisionError:
+    if isinstance(err, NoSpace):
+        return ProvisionError(
             f"Heketi has no room for {doing} ({err.status} {err.message}); the claim keeps "
             "its current size; add devices or free space in Heketi's cluster, or ask for less"
         )
-    elif isinstance(err, AllocationFailed):
-        failure = ProvisionError(
+    if isinstance(err, AllocationFailed):
+        return ProvisionError(
             f"Heketi could not allocate the space for {doing} ({err.status} {err.message}); "
             "the claim keeps its current size; ask for less, or add devices to Heketi's "
             "cluster (a volume has at most 32 bricks, its existing ones included)"
         )
-    elif isinstance(err, NotFound):
-        failure = ProvisionError(
+    if isinstance(err, NotFound):
+        return ProvisionError(
             f"Heketi at {url} has no volume {volume_id} ({err.status} {err.message}); the PV "
             "names a volume that is gone",
             outcome=Outcome.WAIT_FOR_CHANGE,
         )
-    elif isinstance(err, OperationFailed):
-        failure = ProvisionError(f"Heketi failed {doing} and rolled it back: {err.message}")
-    elif isinstance(err, HeketiAPIError):
-        failure = ProvisionError(
-            f"Heketi at {url} answered {err.status} while {doing}: {err.message}"
-        )
-    else:
-        failure = ProvisionError(f"Heketi at {url} while {doing}: {err}")
-    failure.message = scrub(failure.message, key)
-    failure.args = (failure.message,)
-    return failure
+    if isinstance(err, OperationFailed):
+        return ProvisionError(f"Heketi failed {doing} and rolled it back: {err.message}")
+    if isinstance(err, HeketiAPIError):
+        return ProvisionError(f"Heketi at {url} answered {err.status} while {doing}: {err.message}")
+    return ProvisionError(f"Heketi at {url} while {doing}: {err}")
