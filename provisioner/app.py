@@ -98,6 +98,11 @@ def run(
         controller.start()
         controller.metrics.leader.set(1)  # without election this replica acts as leader
     else:
+        # Warm caches while standing by (informers only: no worker, no write), so a
+        # takeover starts working at once instead of listing every PV first.
+        threading.Thread(
+            target=_warm, args=(controller,), name="warm-caches", daemon=True
+        ).start()
         elector.start()
     stop.wait()
     # Lost the Lease: another replica may already be working, stop at once.
@@ -111,6 +116,14 @@ def run(
     if health is not None:
         health.stop()
     return 0 if finished and not lost_lease else 1
+
+
+def _warm(controller: Controller) -> None:
+    """Fill the caches in the background; a failure here is retried by ``start``."""
+    try:
+        controller.warm()
+    except Exception as exc:
+        log.warning("controller.warm_failed", error=str(exc)[:200])
 
 
 def leader_elector(

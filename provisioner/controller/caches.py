@@ -12,13 +12,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from provisioner.config import Settings
+from provisioner.controller import cache_fields
 from provisioner.controller.contract import WatchedKind
-from provisioner.k8s.informer import Informer, Transform, metadata_only, strip_managed_fields
-from provisioner.k8s.kubeapi import KubeAPI
+from provisioner.k8s.informer import Informer, Transform, strip_managed_fields
+from provisioner.k8s.kubeapi import KubeAPI, KubeObject
+from provisioner.k8s.slimming import Fields, slim
 
 __all__ = ["Caches", "WatchedObjects"]
 
 Obj = dict[str, Any]
+
+
+def slimmer(fields: Fields) -> Transform:
+    """The informer transform keeping what ``fields`` declares (``cache_fields``)."""
+
+    def transform(obj: KubeObject) -> KubeObject:
+        result: KubeObject = slim(strip_managed_fields(obj), fields)
+        return result
+
+    return transform
 
 
 class WatchedObjects:
@@ -39,34 +51,29 @@ class Caches:
     def __init__(self, kube: KubeAPI, settings: Settings) -> None:
         self._kube = kube
         self._settings = settings
-        # Claim fields read beyond provisioning's: resize (predicates.resize_step,
-        # resize_sync) reads spec.volumeName, spec.resources.requests.storage,
-        # status.phase, status.capacity, status.conditions[].type and
-        # status.allocatedResourceStatuses; cloning (clone_source) spec.dataSource,
-        # spec.dataSourceRef and, of the source claim, status.phase and spec.volumeName.
-        # A cache slimmed to fewer fields breaks both.
-        self.claims = self._informer("persistentvolumeclaims")
-        self.pvs = self._informer("persistentvolumes")
-        self.classes = self._informer("storageclasses")
+        self.claims = self._informer("persistentvolumeclaims", None, slimmer(cache_fields.CLAIM))
+        self.pvs = self._informer("persistentvolumes", None, slimmer(cache_fields.PV))
+        self.classes = self._informer("storageclasses", None, slimmer(cache_fields.STORAGE_CLASS))
         self.watched = WatchedObjects()
 
-    def _informer(
-        self, resource: str, selector: str | None = None, transform: Transform | None = None
-    ) -> Informer:
+    def _informer(self, resource: str, selector: str | None, transform: Transform) -> Informer:
         return Informer(
             self._kube,
             resource,
             label_selector=selector,
             watch_timeout=self._settings.watch_timeout,
             retry_cap=min(30.0, self._settings.backoff_cap),
-            transform=transform or strip_managed_fields,
+            transform=transform,
         )
 
     def watch(self, kinds: Sequence[WatchedKind]) -> WatchedObjects:
         """Cache these kinds too; only their presence is ever asked, so only their
         identity is kept."""
         self.watched = WatchedObjects(
-            [self._informer(k.resource, k.label_selector, metadata_only) for k in kinds]
+            [
+                self._informer(k.resource, k.label_selector, slimmer(cache_fields.WATCHED))
+                for k in kinds
+            ]
         )
         return self.watched
 

@@ -132,6 +132,8 @@ class Controller:
             )
         )
         self._ready = threading.Event()
+        self._warm_lock = threading.Lock()
+        self._warmed = False
         self._stopped = threading.Event()
         self._sweep_wake = threading.Event()  # a pending claim went: sweep soon
         self._threads: list[threading.Thread] = []
@@ -224,16 +226,39 @@ class Controller:
 
     # -- lifecycle ---------------------------------------------------------
 
+    def warm(self, *, sync_timeout: float = 60.0) -> None:
+        """Read the server version and fill the caches; safe to call from several
+        threads and again (the first call does the work, the others wait for it).
+
+        A standby calls it at once, before it leads: its informers then follow the
+        API server all along, so a takeover costs no list of 50,000 PVs. Only
+        ``start`` (workers, writes) waits for leadership. Handlers may queue keys
+        meanwhile; no worker takes them before ``start``.
+        """
+        with self._warm_lock:
+            if self._warmed:
+                return
+            self.server = ServerVersion.parse(self.kube.server_version())
+            for group in self.caches.start_order():
+                for informer in group:
+                    if not informer.running():
+                        informer.start()
+                for informer in group:
+                    if not informer.wait_for_sync(sync_timeout):
+                        raise TimeoutError(f"cache of {informer.resource} did not sync")
+            self._warmed = True
+            log.info(
+                "controller.caches_synced",
+                claims=len(self.claims.keys()),
+                volumes=len(self.pvs.keys()),
+            )
+
     def sync_caches(self, *, sync_timeout: float = 60.0) -> None:
-        """Read the server version, fill the caches, prepare the backend: everything
-        ``start`` does before it starts threads (tests drive the queue from here)."""
-        self.server = ServerVersion.parse(self.kube.server_version())
-        for group in self.caches.start_order():
-            for informer in group:
-                informer.start()
-            for informer in group:
-                if not informer.wait_for_sync(sync_timeout):
-                    raise TimeoutError(f"cache of {informer.resource} did not sync")
+        """Fill the caches (``warm``, unless done already), then prepare the backend:
+        everything ``start`` does before it starts threads (tests drive the queue from
+        here). Preparing waits for leadership: it reads state (the intent records) that
+        only the leader changes."""
+        self.warm(sync_timeout=sync_timeout)
         if isinstance(self.provisioner, Preparer):
             self.provisioner.prepare(self.pvs.list(), self.claims.list())
 

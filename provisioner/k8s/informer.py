@@ -150,6 +150,11 @@ class Informer:
     def has_synced(self) -> bool:
         return self._synced.is_set()
 
+    def running(self) -> bool:
+        """Started and not stopped (``warm`` does not start an informer twice)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stopped.is_set()
+
     def alive(self) -> bool:
         """False once the watch thread has ended without ``stop`` (a liveness check)."""
         thread = self._thread
