@@ -96,7 +96,12 @@ class FakeInformer:
 
 class FakeCaches(Caches):
     def _informer(  # type: ignore[override]
-        self, resource: str, selector: str | None = None, transform: Transform | None = None
+        self,
+        resource: str,
+        selector: str | None = None,
+        transform: Transform | None = None,
+        *,
+        keys_only: bool = False,
     ) -> FakeInformer:
         return FakeInformer(resource, transform)
 

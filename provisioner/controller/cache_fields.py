@@ -20,7 +20,7 @@ update reads the object first (``kube.get``).
 
 from __future__ import annotations
 
-from provisioner.k8s.slimming import SHARED, UNIQUE, Fields
+from provisioner.k8s.slimming import COMMON, SHARED, UNIQUE, Fields
 
 __all__ = ["CLAIM", "PV", "STORAGE_CLASS", "WATCHED"]
 
@@ -46,20 +46,25 @@ CLAIM = Fields(
             {
                 **_IDENTITY,
                 # predicates: storage-provisioner / beta class / selected-node
-                # annotations; gluster.objects: the in-tree annotations copied
-                "annotations": SHARED,
+                # annotations; gluster.objects: the in-tree annotations copied.
+                # Bound claims of one provisioner all carry the same ones.
+                "annotations": COMMON,
                 # gluster.objects (uid label), selectors in tests
-                "labels": SHARED,
+                "labels": COMMON,
                 # bind_latency: create -> Bound histogram
                 "creationTimestamp": UNIQUE,
                 # uninstall / tests
-                "finalizers": SHARED,
+                "finalizers": COMMON,
             },
         ),
         # predicates, claim_sync fingerprint, gluster.claims, issue 16 (whole spec)
-        "spec": Fields("claim.spec", {"volumeName": UNIQUE, "*": SHARED}),
-        # issue 16: capacity, conditions; bind_latency: phase
-        "status": SHARED,
+        "spec": Fields(
+            "claim.spec",
+            {"volumeName": UNIQUE, "accessModes": COMMON, "resources": COMMON, "*": SHARED},
+        ),
+        # issue 16: capacity, conditions; bind_latency: phase (the same in every
+        # bound claim of one size)
+        "status": COMMON,
     },
 )
 
@@ -77,8 +82,7 @@ PV = Fields(
                 "annotations": SHARED,
                 "labels": SHARED,
                 # volume_sync: our finalizer, the PV controller's
-                "finalizers": SHARED,
-                "creationTimestamp": UNIQUE,
+                "finalizers": COMMON,
             },
         ),
         # predicates (reclaim policy, claimRef), gluster delete/repair (glusterfs),
@@ -93,12 +97,17 @@ PV = Fields(
                 "glusterfs": Fields(
                     "pv.spec.glusterfs", {"endpoints": UNIQUE, "path": UNIQUE, "*": SHARED}
                 ),
+                "accessModes": COMMON,
+                "capacity": COMMON,
+                "mountOptions": COMMON,
                 "*": SHARED,
             },
         ),
         # predicates: phase (Released / Failed / Bound); events' reason and message
         # are not read; lastPhaseTransitionTime (1.29+) is dropped
-        "status": Fields("pv.status", {"phase": SHARED, "reason": SHARED, "message": UNIQUE}),
+        "status": Fields(
+            "pv.status", {"phase": SHARED, "reason": SHARED, "message": UNIQUE}, common=True
+        ),
     },
 )
 
@@ -108,17 +117,9 @@ STORAGE_CLASS = Fields("storageclass", {"*": SHARED})
 WATCHED = Fields(
     "watched",
     {
-        # WatchedObjects.all_present and the delete handler ask only "is it there"
-        "metadata": Fields(
-            "watched.metadata",
-            {
-                "name": UNIQUE,
-                "namespace": SHARED,
-                "uid": UNIQUE,
-                "resourceVersion": UNIQUE,
-                "deletionTimestamp": UNIQUE,
-                "labels": SHARED,
-            },
-        ),
+        # WatchedObjects.all_present and the delete handler ask only "is it there",
+        # by namespace/name (object_key); nothing else is read, not even
+        # resourceVersion (these informers have no update handler).
+        "metadata": Fields("watched.metadata", {"name": UNIQUE, "namespace": SHARED}),
     },
 )

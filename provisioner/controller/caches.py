@@ -56,7 +56,9 @@ class Caches:
         self.classes = self._informer("storageclasses", None, slimmer(cache_fields.STORAGE_CLASS))
         self.watched = WatchedObjects()
 
-    def _informer(self, resource: str, selector: str | None, transform: Transform) -> Informer:
+    def _informer(
+        self, resource: str, selector: str | None, transform: Transform, *, keys_only: bool = False
+    ) -> Informer:
         return Informer(
             self._kube,
             resource,
@@ -64,14 +66,17 @@ class Caches:
             watch_timeout=self._settings.watch_timeout,
             retry_cap=min(30.0, self._settings.backoff_cap),
             transform=transform,
+            keys_only=keys_only,
         )
 
     def watch(self, kinds: Sequence[WatchedKind]) -> WatchedObjects:
         """Cache these kinds too; only their presence is ever asked, so only their
-        identity is kept."""
+        keys are kept."""
         self.watched = WatchedObjects(
             [
-                self._informer(k.resource, k.label_selector, slimmer(cache_fields.WATCHED))
+                self._informer(
+                    k.resource, k.label_selector, slimmer(cache_fields.WATCHED), keys_only=True
+                )
                 for k in kinds
             ]
         )

@@ -134,6 +134,7 @@ class Controller:
         self._ready = threading.Event()
         self._warm_lock = threading.Lock()
         self._warmed = False
+        self._warming: list[Any] = []  # informers started by ``warm``
         self._stopped = threading.Event()
         self._sweep_wake = threading.Event()  # a pending claim went: sweep soon
         self._threads: list[threading.Thread] = []
@@ -241,7 +242,8 @@ class Controller:
             self.server = ServerVersion.parse(self.kube.server_version())
             for group in self.caches.start_order():
                 for informer in group:
-                    if not informer.running():
+                    if informer not in self._warming:  # a retry after a timeout
+                        self._warming.append(informer)
                         informer.start()
                 for informer in group:
                     if not informer.wait_for_sync(sync_timeout):
@@ -249,8 +251,8 @@ class Controller:
             self._warmed = True
             log.info(
                 "controller.caches_synced",
-                claims=len(self.claims.keys()),
-                volumes=len(self.pvs.keys()),
+                claims=len(self.claims.list()),
+                volumes=len(self.pvs.list()),
             )
 
     def sync_caches(self, *, sync_timeout: float = 60.0) -> None:

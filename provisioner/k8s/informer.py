@@ -20,7 +20,10 @@ kept per object decides the process's size.  ``transform`` (client-go's
 ``strip_managed_fields`` drops what the controller never reads (``managedFields``
 is often the largest part of an object on a real API server), and
 ``metadata_only`` keeps just the identity of objects whose presence is all that
-matters (the Endpoints/Service pairs).
+matters. ``keys_only`` goes further for those (the Endpoints/Service pairs, 100,000
+objects at 50,000 PVs): the cache holds the key and one shared empty marker, and
+handlers get the object from the event (or, for a delete found by a relist, a stub
+with only its name and namespace).
 """
 
 from __future__ import annotations
@@ -68,6 +71,17 @@ def metadata_only(obj: KubeObject) -> KubeObject:
     return {"metadata": {k: meta[k] for k in _IDENTITY_FIELDS if k in meta}}
 
 
+_PRESENT: KubeObject = {}
+"""What a ``keys_only`` cache holds for every object (falsy: handlers get the event's)."""
+
+
+def _stub(key: str) -> KubeObject:
+    """The identity of a ``keys_only`` object that went while nobody watched."""
+    namespace, _, name = key.rpartition("/")
+    meta = {"name": name, "namespace": namespace} if namespace else {"name": name}
+    return {"metadata": meta}
+
+
 def object_key(obj: KubeObject) -> str:
     """``namespace/name``, or ``name`` for cluster-scoped objects."""
     meta = obj.get("metadata") or {}
@@ -95,6 +109,7 @@ class Informer:
         retry_base: float = 0.5,
         retry_cap: float = 30.0,
         transform: Transform | None = None,
+        keys_only: bool = False,
     ) -> None:
         self.kube = kube
         self.resource = resource
@@ -105,6 +120,7 @@ class Informer:
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.transform = transform
+        self.keys_only = keys_only
         self._cache: dict[str, KubeObject] = {}
         self._lock = threading.Lock()
         self._handlers: builtins.list[_Handlers] = []
@@ -149,11 +165,6 @@ class Informer:
 
     def has_synced(self) -> bool:
         return self._synced.is_set()
-
-    def running(self) -> bool:
-        """Started and not stopped (``warm`` does not start an informer twice)."""
-        thread = self._thread
-        return thread is not None and thread.is_alive() and not self._stopped.is_set()
 
     def alive(self) -> bool:
         """False once the watch thread has ended without ``stop`` (a liveness check)."""
@@ -223,7 +234,7 @@ class Informer:
             for item in page.get("items") or []:
                 if transform is not None:
                     item = transform(item)
-                items[object_key(item)] = item
+                items[object_key(item)] = _PRESENT if self.keys_only else item
             meta = page.get("metadata") or {}
             token = meta.get("continue") or None
             if not token:
@@ -239,12 +250,12 @@ class Informer:
         for key, obj in fresh.items():
             before = old.get(key)
             if before is None:
-                self._dispatch_add(obj)
+                self._dispatch_add(obj or _stub(key))
             elif _version(before) != _version(obj):
                 self._dispatch_update(before, obj)
         for key, obj in old.items():
             if key not in fresh:
-                self._dispatch_delete(obj)
+                self._dispatch_delete(obj or _stub(key))
         self._synced.set()
 
     def _watch_once(self) -> None:
@@ -287,13 +298,15 @@ class Informer:
             if kind == "DELETED":
                 self._cache.pop(key, None)
             else:
-                self._cache[key] = obj
+                self._cache[key] = _PRESENT if self.keys_only else obj
             if version:
                 self.resource_version = version
         if kind == "DELETED":
             self._dispatch_delete(before or obj)
         elif before is None:
             self._dispatch_add(obj)
+        elif self.keys_only:
+            self._dispatch_update(obj, obj)
         else:
             self._dispatch_update(before, obj)
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["SHARED", "UNIQUE", "DroppedField", "Fields", "SlimObject", "slim"]
+__all__ = ["COMMON", "SHARED", "UNIQUE", "DroppedField", "Fields", "SlimObject", "slim"]
 
 _intern = sys.intern
 
@@ -51,6 +51,18 @@ SHARED = _Rule("SHARED", shared=True)
 
 UNIQUE = _Rule("UNIQUE", shared=False)
 """Keep the value whole; its strings are unique per object (leave them as they are)."""
+
+COMMON = _Rule("COMMON", shared=True)
+"""Keep the value whole; the whole value is usually the same in many objects (a
+claim's access modes, a bound claim's status, a finalizer list): equal values are
+stored once and shared, which is safe because cached objects are never changed."""
+
+COMMON_LIMIT = 20_000
+"""At most this many distinct ``COMMON`` values are remembered; past it, new ones are
+kept as ordinary copies (a field declared COMMON that turns out unique must not
+double the cache)."""
+
+_common: dict[Any, Any] = {}
 
 
 class DroppedField(KeyError):
@@ -100,6 +112,8 @@ class Fields:
 
     where: str
     keep: Mapping[str, Any]
+    common: bool = False
+    """After slimming, share equal copies of this level (as ``COMMON`` does)."""
     _type: type[dict[str, Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -118,24 +132,67 @@ class Fields:
 
 
 def slim(value: Any, rule: Any) -> Any:
-    """``value`` as ``rule`` declares it (a new object; ``value`` is not changed)."""
+    """``value`` as ``rule`` declares it (a new object; ``value`` is not changed).
+
+    Within one object, equal unique strings are stored once too (a PV's name is
+    also its volume path; its endpoints name is in an annotation and in the spec).
+    """
+    return _slim(value, rule, {})
+
+
+def _slim(value: Any, rule: Any, seen: dict[str, str]) -> Any:
     if isinstance(rule, Fields):
         if not isinstance(value, dict):
-            return _whole(value, shared=True)
+            return _whole(value, True, seen)
         out = rule._type()
         for key, item in value.items():
             sub = rule.child(key)
             if sub is not None:
-                out[_intern(key)] = slim(item, sub)
+                out[_intern(key)] = _slim(item, sub, seen)
+        if rule.common:
+            key = (rule.where, _frozen(out))
+            found = _common.get(key)
+            if found is not None:
+                return found
+            if len(_common) < COMMON_LIMIT:
+                _common[key] = out
         return out
-    return _whole(value, shared=rule.shared)
+    if rule is COMMON:
+        return _shared_copy(value, seen)
+    return _whole(value, rule.shared, seen)
 
 
-def _whole(value: Any, *, shared: bool) -> Any:
-    if isinstance(value, str):
-        return _intern(value) if shared else value
+def _shared_copy(value: Any, seen: dict[str, str]) -> Any:
+    """The one stored copy of ``value`` (see ``COMMON``)."""
+    if not isinstance(value, (dict, list)):
+        return _whole(value, True, seen)
+    key = _frozen(value)
+    found = _common.get(key)
+    if found is None:
+        found = _whole(value, True, seen)
+        if len(_common) < COMMON_LIMIT:  # races only cost a duplicate copy
+            _common[key] = found
+    return found
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable form of a JSON value; types are tagged so that 1, 1.0, True differ."""
     if isinstance(value, dict):
-        return {_intern(k): _whole(v, shared=shared) for k, v in value.items()}
+        return ("d", *((k, _frozen(v)) for k, v in value.items()))
     if isinstance(value, list):
-        return [_whole(v, shared=shared) for v in value]
+        return ("l", *(_frozen(v) for v in value))
+    return (type(value), value)
+
+
+def _whole(value: Any, shared: bool, seen: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        if shared:
+            value = _intern(value)
+            seen.setdefault(value, value)
+            return value
+        return seen.setdefault(value, value)
+    if isinstance(value, dict):
+        return {_intern(k): _whole(v, shared, seen) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v, shared, seen) for v in value]
     return value
