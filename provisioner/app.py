@@ -100,9 +100,7 @@ def run(
     else:
         # Warm caches while standing by (informers only: no worker, no write), so a
         # takeover starts working at once instead of listing every PV first.
-        threading.Thread(
-            target=_warm, args=(controller,), name="warm-caches", daemon=True
-        ).start()
+        threading.Thread(target=_warm, args=(controller,), name="warm-caches", daemon=True).start()
         elector.start()
     stop.wait()
     # Lost the Lease: another replica may already be working, stop at once.

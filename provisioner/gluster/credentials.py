@@ -19,13 +19,20 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from provisioner.controller.contract import InvalidInput, ProvisionError
 from provisioner.gluster.parameters import GlusterClassParameters
 from provisioner.gluster.pool import HeketiPool, HeketiTarget
 from provisioner.k8s.errors import KubeAPIError, KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI
+
+
+class SecretKeys(Protocol):
+    """Reads keys from Secrets, maybe from a cache (``secret_cache.SecretKeys``)."""
+
+    def read(self, namespace: str, name: str, *, named_by: str) -> str: ...
+
 
 __all__ = [
     "SECRET_KEY_ENTRY",
@@ -130,16 +137,31 @@ def read_secret_key(kube: KubeAPI, namespace: str, name: str, *, named_by: str) 
         raise InvalidInput(f"{err.message} (named by {named_by})") from None
 
 
+def _read(
+    kube: KubeAPI, secrets: SecretKeys | None, namespace: str, name: str, named_by: str
+) -> str:
+    if secrets is not None:
+        return secrets.read(namespace, name, named_by=named_by)
+    return read_secret_key(kube, namespace, name, named_by=named_by)
+
+
 def target_for_class(
-    kube: KubeAPI, params: GlusterClassParameters, *, class_name: str
+    kube: KubeAPI,
+    params: GlusterClassParameters,
+    *,
+    class_name: str,
+    secrets: SecretKeys | None = None,
 ) -> HeketiTarget:
+    """Server, user and key of a class; with ``secrets``, the key may come from its
+    short-lived cache (``secret_cache``)."""
     key = params.rest_user_key
     if params.secret_name is not None and params.secret_namespace is not None:
-        key = read_secret_key(
+        key = _read(
             kube,
+            secrets,
             params.secret_namespace,
             params.secret_name,
-            named_by=f"StorageClass {class_name}",
+            f"StorageClass {class_name}",
         )
     return HeketiTarget(params.rest_url, params.rest_user, key)
 
@@ -154,12 +176,13 @@ def key_for_delete(
     secret_name: str | None,
     fallback_key: str,
     named_by: str,
+    secrets: SecretKeys | None = None,
 ) -> str:
     """The key to delete with; raises a retriable ``ProvisionError`` if there is none."""
     if not secret_name or not secret_namespace:
         return fallback_key
     try:
-        return read_secret_key(kube, secret_namespace, secret_name, named_by=named_by)
+        return _read(kube, secrets, secret_namespace, secret_name, named_by)
     except InvalidInput as err:
         remembered = pool.remembered_key(url, user)
         if remembered is not None:

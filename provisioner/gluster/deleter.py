@@ -22,13 +22,14 @@ from provisioner.controller.contract import Outcome, ProvisionError
 from provisioner.gluster.annotations import ANN_HEKETI_VOLUME_ID
 from provisioner.gluster.credentials import key_for_delete
 from provisioner.gluster.endpoints import delete_endpoints, ensure_endpoints, missing_endpoints
-from provisioner.gluster.failures import delete_failure
+from provisioner.gluster.failures import delete_failure, refused_credentials
 from provisioner.gluster.intent import IntentStore
 from provisioner.gluster.ledger import Ledger
 from provisioner.gluster.objects import DeleteInfo, delete_info
 from provisioner.gluster.parameter_values import ParameterError
 from provisioner.gluster.parameters import DeleteCredentials, delete_credentials
 from provisioner.gluster.pool import HeketiPool, HeketiTarget, normalise_url
+from provisioner.gluster.secret_cache import SecretKeys
 from provisioner.k8s.errors import KubeAPIError
 from provisioner.k8s.kubeapi import KubeAPI
 
@@ -48,12 +49,15 @@ class VolumeDeleter:
         records: IntentStore,
         ledger: Ledger,
         class_lookup: ClassLookup,
+        secrets: SecretKeys | None = None,
     ) -> None:
+        """``secrets``: the cache of keys read from Secrets (None: read every time)."""
         self.kube = kube
         self.pool = pool
         self.records = records
         self.ledger = ledger
         self.class_lookup = class_lookup
+        self.secrets = secrets
 
     def _class_credentials(self, class_name: str) -> DeleteCredentials | None:
         """The class's server and credentials (read leniently), if the class exists;
@@ -70,6 +74,12 @@ class VolumeDeleter:
 
     def target_for(self, pv: dict[str, Any], info: DeleteInfo) -> HeketiTarget:
         """The Heketi server and credentials of a PV (delete, repair, expand, clone)."""
+        return self._target_and_secret(pv, info)[0]
+
+    def _target_and_secret(
+        self, pv: dict[str, Any], info: DeleteInfo
+    ) -> tuple[HeketiTarget, tuple[str | None, str | None]]:
+        """The target, and the Secret (namespace, name) its key came from."""
         name = pv["metadata"]["name"]
         url, user = info.rest_url, info.rest_user or ""
         secret_ns, secret_name, fallback = info.secret_namespace, info.secret_name, ""
@@ -103,8 +113,9 @@ class VolumeDeleter:
             secret_name=secret_name,
             fallback_key=fallback,
             named_by=named_by,
+            secrets=self.secrets,
         )
-        return HeketiTarget(url, user, key)
+        return HeketiTarget(url, user, key), (secret_ns, secret_name)
 
     def delete(self, pv: dict[str, Any]) -> None:
         info = delete_info(pv)
@@ -115,8 +126,22 @@ class VolumeDeleter:
                 "no vol_<id> path); delete the Heketi volume by hand and remove the finalizer",
                 outcome=Outcome.WAIT_FOR_CHANGE,
             )
-        target = self.target_for(pv, info)
-        self.delete_volume(target, info.volume_id)
+        target, (secret_ns, secret_name) = self._target_and_secret(pv, info)
+        try:
+            self.delete_volume(target, info.volume_id)
+        except ProvisionError as err:
+            # A cached key Heketi refused: read the Secret again at once, and try
+            # once more if it holds another key now.
+            if (
+                self.secrets is None
+                or not refused_credentials(err)
+                or not self.secrets.invalidate(secret_ns, secret_name)
+            ):
+                raise
+            fresh = self.target_for(pv, info)
+            if fresh.key == target.key:
+                raise
+            self.delete_volume(fresh, info.volume_id)
         if info.endpoints_name and info.endpoints_namespace:
             try:
                 delete_endpoints(

@@ -36,6 +36,18 @@ def scrub(message: str, key: str) -> str:
     return message.replace(key, "<redacted>") if key else message
 
 
+def refused_credentials(err: BaseException | None) -> bool:
+    """True when a failure came from Heketi's 401, however it was wrapped since
+    (``from None`` hides the cause but keeps ``__context__``)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, Unauthorized):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def user_role_hint(err: BaseException | None, user: str) -> bool:
     """True when the failure is Heketi's ``user`` role hitting an admin-only path.
 

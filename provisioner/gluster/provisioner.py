@@ -46,7 +46,7 @@ from typing import Any
 
 import structlog
 
-from heketi_client import HeketiError, ResponseObserver
+from heketi_client import HeketiError, ResponseObserver, VolumeInfo
 from provisioner.controller.contract import (
     InvalidInput,
     Outcome,
@@ -63,7 +63,7 @@ from provisioner.gluster.credentials import target_for_class
 from provisioner.gluster.deleter import VolumeDeleter
 from provisioner.gluster.endpoints import ensure_endpoints
 from provisioner.gluster.expander import VolumeExpander
-from provisioner.gluster.failures import provision_failure
+from provisioner.gluster.failures import provision_failure, refused_credentials
 from provisioner.gluster.gate import GlusterfsGate, glusterfs_mountable
 from provisioner.gluster.gid import gid_from_pv
 from provisioner.gluster.intent import IntentStore
@@ -73,6 +73,7 @@ from provisioner.gluster.orphans import DEFAULT_ORPHAN_GRACE, OrphanSweeper
 from provisioner.gluster.parameter_values import ParameterError
 from provisioner.gluster.parameters import GlusterClassParameters, parse_class_parameters
 from provisioner.gluster.pool import DEFAULT_CONCURRENCY, HeketiPool, HeketiTarget
+from provisioner.gluster.secret_cache import DEFAULT_SECRET_TTL, SecretKeys
 from provisioner.gluster.storage_addresses import StorageAddresses, not_ips
 from provisioner.k8s.errors import KubeAPIError
 from provisioner.k8s.kubeapi import KubeAPI
@@ -114,11 +115,14 @@ class GlusterProvisioner:
         clock: Callable[[], float] = time.monotonic,
         intent_namespace: str = "default",
         assume_glusterfs_plugin: bool = False,
+        secret_ttl: float = DEFAULT_SECRET_TTL,
     ) -> None:
         """``intent_namespace``: the controller's own namespace, where the intent
         records live (admins write it, tenants do not). ``assume_glusterfs_plugin``
-        opens the version gate on 1.26+."""
+        opens the version gate on 1.26+. ``secret_ttl``: how long a key read from a
+        Secret is used before the Secret is read again (``secret_cache``)."""
         self.kube = kube
+        self.secrets = SecretKeys(kube, ttl=secret_ttl, clock=clock)
         self.provisioner_name = provisioner_name
         self.class_lookup = class_lookup
         self.records = IntentStore(
@@ -138,7 +142,7 @@ class GlusterProvisioner:
         )  # fmt: skip
         self.deleter = VolumeDeleter(
             kube=kube, pool=self.pool, records=self.records, ledger=self.ledger,
-            class_lookup=class_lookup,
+            class_lookup=class_lookup, secrets=self.secrets,
         )  # fmt: skip
         self.expander = VolumeExpander(pool=self.pool, deleter=self.deleter)
         self.cloner = VolumeCloner(
@@ -226,16 +230,19 @@ class GlusterProvisioner:
         except ClaimError as err:
             raise InvalidInput(str(err)) from None
         params = self._parameters(storage_class)
-        target = target_for_class(self.kube, params, class_name=class_name)
+        target = target_for_class(self.kube, params, class_name=class_name, secrets=self.secrets)
         metadata = claim["metadata"]
         uid, namespace = metadata["uid"], metadata["namespace"]
 
         endpoints = endpoints_name(params.endpoints_prefix, uid)
-        if source_pv is None:
-            self._check_storage_addresses(target, params, size)
-            volume = self.creator.find_or_create(claim, class_name, params, target, size)
-        else:  # a clone lives on its source's nodes, whose addresses were checked then
-            volume = self.cloner.find_or_clone(claim, class_name, params, target, source_pv, size)
+        try:
+            volume = self._make_volume(claim, class_name, params, target, source_pv, size)
+        except ProvisionError as err:
+            fresh = self._reread_key(err, target, params, class_name)
+            if fresh is None:
+                raise
+            target = fresh
+            volume = self._make_volume(claim, class_name, params, target, source_pv, size)
         bad = not_ips(volume.mount_hosts)
         if bad:  # the topology changed since the check: nothing to write yet, try again
             raise ProvisionError(
@@ -280,6 +287,41 @@ class GlusterProvisioner:
             raise ProvisionError(
                 f"internal error building the PV: {err}", outcome=Outcome.WAIT_FOR_CHANGE
             ) from err
+
+    def _make_volume(
+        self,
+        claim: Obj,
+        class_name: str,
+        params: GlusterClassParameters,
+        target: HeketiTarget,
+        source_pv: Obj | None,
+        size: int,
+    ) -> VolumeInfo:
+        """Create the claim's volume (or find the one an earlier attempt made)."""
+        if source_pv is None:
+            self._check_storage_addresses(target, params, size)
+            return self.creator.find_or_create(claim, class_name, params, target, size)
+        # a clone lives on its source's nodes, whose addresses were checked then
+        return self.cloner.find_or_clone(claim, class_name, params, target, source_pv, size)
+
+    def _reread_key(
+        self,
+        err: ProvisionError,
+        target: HeketiTarget,
+        params: GlusterClassParameters,
+        class_name: str,
+    ) -> HeketiTarget | None:
+        """After Heketi refused a cached key: the Secret read again at once, if it
+        now holds another key (rotated); None when trying again cannot help."""
+        if not refused_credentials(err) or not self.secrets.invalidate(
+            params.secret_namespace, params.secret_name
+        ):
+            return None
+        fresh = target_for_class(self.kube, params, class_name=class_name, secrets=self.secrets)
+        if fresh.key == target.key:
+            return None
+        log.info("secret.key_changed", storage_class=class_name, heketi=target.url)
+        return fresh
 
     def _check_storage_addresses(
         self, target: HeketiTarget, params: GlusterClassParameters, size: int

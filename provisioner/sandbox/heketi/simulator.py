@@ -132,6 +132,13 @@ class HeketiSimulator:
             raise ValueError(f"unknown operations: {sorted(unknown)}")
         self._latency = latency
 
+    def set_keys(self, *, admin_key: str, user_key: str | None = None) -> None:
+        """Rotate the keys, as an operator does by restarting Heketi with a new
+        ``jwt`` section: from now on only tokens signed with these pass."""
+        if self._frontend.auth is None:
+            raise ValueError("this simulator runs without authentication")
+        self._frontend.auth = Authenticator(admin_key=admin_key, user_key=user_key)
+
     def set_max_inflight(self, value: int) -> None:
         self._ops.max_inflight = value
 
