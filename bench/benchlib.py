@@ -82,9 +82,15 @@ class ControllerProcess:
         heketi_concurrency: int | None = None,
         log_level: str = "info",
         profile_to: str | None = None,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        name: str = "controller",
     ) -> None:
+        """``extra_args`` go to ``run``; ``env`` is added to this process's environment
+        (``POD_NAME`` gives each replica its own leader identity); ``name`` names the
+        log file, so two replicas can share a workdir."""
         self.port = free_port()
-        self.log_path = workdir / "controller.log"
+        self.log_path = workdir / f"{name}.log"
         command = [
             sys.executable, "-m", "provisioner", "run",
             "--kubeconfig", kubeconfig,
@@ -96,6 +102,7 @@ class ControllerProcess:
             command += ["--workers", str(workers)]
         if heketi_concurrency is not None:
             command += ["--heketi-concurrency", str(heketi_concurrency)]
+        command += list(extra_args)
         if profile_to:
             # py-spy samples from outside: the controller runs unmodified.
             py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -108,7 +115,11 @@ class ControllerProcess:
         self._log = self.log_path.open("wb")
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=None if env is None else {**os.environ, **env},
         )
         self.profiled = profile_to is not None
 
@@ -131,6 +142,16 @@ class ControllerProcess:
             return int(err.code), b""
         except OSError:
             return 0, b""
+
+    def logged(self, event: str) -> bool:
+        """Whether the controller has logged this event (its JSON ``event`` value)."""
+        return f'"{event}"'.encode() in self.log_path.read_bytes()
+
+    def kill(self) -> None:
+        """SIGKILL: a leader that dies without releasing its Lease (a node lost)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
 
     def wait_ready(self, timeout: float) -> float:
         """Seconds from process start until it logged ``controller.started``.
@@ -291,9 +312,10 @@ def report(
 
 
 def emit(title: str, figures: dict[str, Any], targets: dict[str, str], as_json: bool) -> None:
-    """JSON (fixed keys) or a readable table with each target next to its figure."""
+    """JSON (fixed keys, one line: easy to collect from many runs) or a readable table
+    with each target next to its figure."""
     if as_json:
-        print(json.dumps(figures, indent=2, sort_keys=False))
+        print(json.dumps(figures, sort_keys=False))
         return
     print(title)
     width = max(len(k) for k in figures)

@@ -208,8 +208,25 @@ class LeaderElector:
             except Exception:  # a bug must not kill the thread silently
                 log.exception("leader.acquire_error", lease=self.lease)
             conflicts = 0
-            self._wait(self._stop, self.retry_period)
+            self._wait(self._stop, self._until_next_try())
         return False
+
+    def _until_next_try(self) -> float:
+        """The retry period, or less when the lease we saw expires sooner: a standby
+        tries at the moment the holder's lease runs out, not up to a retry period
+        later (that would be added to every takeover)."""
+        with self._lock:
+            lease, observed_at = self._lease, self._observed_at
+        spec = lease_spec(lease)
+        if spec.get("holderIdentity") in (None, "", self.identity):
+            return self.retry_period
+        expires_in = observed_at + self._duration(spec) - self._clock()
+        # A hair past the expiry: the check is ">=" on the same clock.
+        return max(0.001, min(self.retry_period, expires_in + 0.001))
+
+    def _duration(self, spec: dict[str, Any]) -> float:
+        duration = spec.get("leaseDurationSeconds")
+        return float(duration) if isinstance(duration, int) and duration > 0 else self.lease_duration
 
     def _renew_until_lost(self) -> bool:
         """Renew every retry_period; return True when leadership is lost, False on stop()."""
@@ -340,11 +357,9 @@ class LeaderElector:
                 self._observed_at = self._clock()
 
     def _expired(self, spec: dict[str, Any]) -> bool:
-        duration = spec.get("leaseDurationSeconds")
-        seconds = float(duration) if isinstance(duration, int) and duration > 0 else None
         with self._lock:
             observed_at = self._observed_at
-        return self._clock() >= observed_at + (seconds or self.lease_duration)
+        return self._clock() >= observed_at + self._duration(spec)
 
     def _record(
         self, lease: KubeObject | None, *, holder: str, acquired: bool, duration_seconds: int = 0

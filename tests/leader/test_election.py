@@ -234,3 +234,26 @@ def test_holder_identity_is_readable_and_unique() -> None:
     assert first != holder_identity("heketi-provisioner-7c9f-abcde")
     assert second.startswith("x_")
     assert holder_identity()  # falls back to the host name
+
+
+def test_a_standby_tries_the_moment_the_lease_it_saw_expires(electors: Electors) -> None:
+    """Not up to a retry period later: that delay would be added to every takeover.
+    The expiry is still counted on the standby's clock, from its first sight of the
+    holder's last renewal (never from renewTime)."""
+    a, _ = electors.make("replica-a")
+    assert electors.run_until(lambda: a.is_leader())
+    electors.run_for(0.7)  # B's polls and A's renewals out of phase
+    b, b_calls = electors.make("replica-b")
+    electors.run_for(3 * RETRY)
+    a.stop()
+    requests = electors.server.lease_requests()
+    last_renewal = [r.sent for r in requests if r.method == "PUT"][-1]
+    assert electors.run_until(lambda: "started" in b_calls.calls)
+    seen = min(
+        r.sent
+        for r in electors.server.lease_requests()
+        if r.method == "GET" and r.sent > last_renewal
+    )
+    taken = b_calls.at("started")[0]
+    assert seen + DURATION <= taken <= seen + DURATION + 0.01
+    assert b.is_leader()
