@@ -226,7 +226,9 @@ class LeaderElector:
 
     def _duration(self, spec: dict[str, Any]) -> float:
         duration = spec.get("leaseDurationSeconds")
-        return float(duration) if isinstance(duration, int) and duration > 0 else self.lease_duration
+        if isinstance(duration, int) and duration > 0:
+            return float(duration)
+        return self.lease_duration
 
     def _renew_until_lost(self) -> bool:
         """Renew every retry_period; return True when leadership is lost, False on stop()."""
