@@ -108,7 +108,9 @@ class ControllerProcess:
             py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
             # A .txt name gets py-spy's collapsed stacks (greppable), else a flame graph.
             kind = "raw" if profile_to.endswith(".txt") else "flamegraph"
-            command = [py_spy, "record", "--rate", "200", "--format", kind,
+            # BENCH_PROFILE_GIL=1: only samples holding the GIL, i.e. Python CPU time.
+            gil = ["--gil"] if os.environ.get("BENCH_PROFILE_GIL") == "1" else []
+            command = [py_spy, "record", "--rate", "200", "--format", kind, *gil,
                        "-o", profile_to, "--", *command]  # fmt: skip
         self.command = command
         self.started = 0.0

@@ -198,6 +198,51 @@ def test_schedule_jumps_to_a_learned_estimate() -> None:
     assert next(tiny) == pytest.approx(0.02)
 
 
+def test_schedule_at_the_estimate_keeps_fine_steps_after_it() -> None:
+    """With the default lead (1.0) the first poll is at the estimate itself; a pending
+    answer there is followed by fine steps, not by the slow growth."""
+    delays = PollPolicy(fine_step=0.02).delays(0.2)
+    assert [next(delays) for _ in range(3)] == pytest.approx([0.2, 0.005, 0.005])
+
+
+def test_a_first_poll_that_finds_it_done_only_nudges_the_estimate_down(
+    make_client: Callable[..., HeketiClient],
+    heketi: responses.RequestsMock,
+    wire: Any,
+) -> None:
+    """Nothing brackets the end when the first poll is already late: the old midpoint
+    rule (start .. poll) halved the estimate and sent the next first poll far too
+    early, for 2.6 polls per create; now it drops by settle * fine_step only."""
+    client = make_client(poll=PollPolicy(fine_step=0.02, settle=0.1))
+    client.latency.observe("volume_delete", 1.0)
+    accept(heketi, wire, "DELETE", f"/volumes/{wire.VOL}")
+    heketi.get(wire.BASE + wire.QUEUE, status=204)
+    client.delete_volume(wire.VOL)
+    assert len(heketi.calls) == 2  # the delete and one poll
+    assert client.latency.estimate("volume_delete") == pytest.approx(1.0 - 0.1 * 0.02)
+
+
+def test_a_pending_first_poll_pulls_the_estimate_back_to_the_midpoint(
+    make_client: Callable[..., HeketiClient],
+    heketi: responses.RequestsMock,
+    wire: Any,
+    fake_time: Any,
+) -> None:
+    client = make_client(poll=PollPolicy(fine_step=0.02, learning_rate=1.0))
+    client.latency.observe("volume_delete", 1.0)
+    accept(heketi, wire, "DELETE", f"/volumes/{wire.VOL}")
+    pending(heketi, wire, 1)
+    heketi.get(wire.BASE + wire.QUEUE, status=204)
+    client.delete_volume(wire.VOL)
+    assert fake_time.sleeps[:2] == pytest.approx([1.0, 0.02])
+    assert client.latency.estimate("volume_delete") == pytest.approx(1.01, abs=0.005)
+
+
+def test_settle_is_checked() -> None:
+    with pytest.raises(ValueError, match="settle"):
+        PollPolicy(settle=2.0)
+
+
 def test_estimator_learns_per_kind() -> None:
     estimator = LatencyEstimator(learning_rate=0.5)
     assert estimator.estimate("volume_create") is None
