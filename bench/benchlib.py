@@ -256,6 +256,16 @@ def controller_writes(records: Iterable[Any]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def controller_reads(records: Iterable[Any], resource: str) -> int:
+    """GETs of ``resource`` objects by the controller's user agent (lists excluded)."""
+    return sum(
+        1
+        for r in records
+        if r.verb == "get" and r.resource == resource
+        and r.user_agent.startswith(CONTROLLER_USER_AGENT)
+    )  # fmt: skip
+
+
 def heketi_breakdown(records: Iterable[Any]) -> dict[str, int]:
     """Heketi requests split into creates (POST), polls (queue), reads (other GETs)."""
     out = {"create": 0, "delete": 0, "polls": 0, "reads": 0, "other": 0, "throttled": 0}

@@ -43,11 +43,11 @@ from loadgen import run_loadgen
 from provisioner.gluster.annotations import ANN_HEKETI_VOLUME_ID
 
 TARGETS = {
-    "ready_seconds": "target <= 10",
-    "peak_rss_mb": "target <= 200",
+    "ready_seconds": "target <= 10 (at 50,000)",
+    "peak_rss_mb": "target <= 120 at 10,000, <= 300 at 50,000",
     "startup_heketi_requests": "target: none per PV",
     "new_claim_bound_seconds": "target <= 2 x heketi latency",
-    "idle_cpu_seconds_per_minute": "target <= 1",
+    "idle_cpu_seconds_per_minute": "target <= 0.5",
 }
 
 NEW_CLAIM = "scale-new-claim"

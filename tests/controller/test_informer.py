@@ -131,3 +131,29 @@ def test_unknown_event_types_are_skipped(informer) -> None:
     inf._apply({"type": "SOMETHING-NEW", "object": {"metadata": {"name": "x"}}})
     assert rec.events == before
     assert inf.get(f"{NS}/x") is None
+
+
+def test_a_keys_only_cache_answers_presence_and_still_reports_deletes(
+    kube: KubeAPI, wait_for
+) -> None:
+    """``keys_only`` (the watched Endpoints/Services at 50,000 PVs): the cache keeps
+    no object, yet handlers get names, including for a delete seen only by a relist."""
+    for name in ("k1", "k2"):
+        kube.create("secrets", secret(name), NS)
+    inf = Informer(kube, "secrets", namespace=NS, watch_timeout=30, keys_only=True)
+    rec = Recorder()
+    inf.add_handlers(on_add=rec.add, on_update=rec.update, on_delete=rec.delete)
+    inf.start()
+    try:
+        assert inf.wait_for_sync(10)
+        assert inf.get(f"{NS}/k1") == {} and inf.get(f"{NS}/k1") is not None
+        assert rec.saw("add", "k1") and rec.saw("add", "k2")
+        kube.delete("secrets", "k1", NS)
+        wait_for(lambda: rec.saw("delete", "k1"))
+        assert inf.get(f"{NS}/k1") is None
+        inf.stop()
+        kube.delete("secrets", "k2", NS)
+        inf.start()
+        wait_for(lambda: rec.saw("delete", "k2"), what="the delete found by the relist")
+    finally:
+        inf.stop()
