@@ -175,5 +175,6 @@ def leader_elector(
         on_started_leading=start_in_background,
         on_stopped_leading=step_down,
         on_lost_leading=exit_at_once,
+        watch=True,  # see each renewal at once: a takeover waits one lease duration
     )
     return elector

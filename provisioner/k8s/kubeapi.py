@@ -272,6 +272,7 @@ class KubeAPI:
         timeout_seconds: int,
         namespace: str | None = None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         allow_bookmarks: bool = True,
     ) -> WatchStream:
         """Like ``watch``, but the stream can be closed from another thread.
@@ -288,6 +289,8 @@ class KubeAPI:
             query.append(("allowWatchBookmarks", "true"))
         if label_selector:
             query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         read_timeout = min(timeout_seconds + _WATCH_READ_MARGIN, _WATCH_SILENCE_LIMIT)
         raw = self._send(
             "GET",

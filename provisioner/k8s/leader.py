@@ -27,6 +27,12 @@ who leads and other tooling understands the object:
   acquisition answered after the renew deadline is not a start of leadership.
 * ``release()`` clears ``holderIdentity`` on a clean shutdown, so a standby takes over
   on its next retry instead of after a full lease duration.
+* A standby tries again the moment the lease it saw expires, not up to a retry period
+  later. With ``watch=True`` it also *sees* each renewal as it happens (a watch on the
+  one Lease, RBAC ``watch`` on leases), instead of at its next poll: the expiry it
+  counts then starts at the leader's last renewal, not up to a retry period after it,
+  so a takeover after the leader died takes one lease duration, not up to one plus
+  two retry periods. Without the grant (403) it falls back to polling alone.
 
 After losing leadership the elector goes back to being a candidate; callers that
 cannot restart their work (the controller) should exit instead, as client-go users do,
@@ -78,6 +84,7 @@ class LeaderElector:
         on_lost_leading: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wait: Callable[[threading.Event, float], bool] = threading.Event.wait,
+        watch: bool = False,
     ) -> None:
         """``clock`` and ``wait`` (wait for the event, at most that many seconds) come
         together: a fake clock's ``wait`` moves it forward, so tests run the whole
@@ -110,6 +117,8 @@ class LeaderElector:
         self._observed: tuple[Any, ...] | None = None  # holder, renewTime, resourceVersion
         self._observed_at = 0.0
         self._last_error = ""
+        self._watch = watch
+        self._stream: Any = None  # the open watch of the Lease, closed by stop()
 
     # -- public --------------------------------------------------------------
 
@@ -120,6 +129,10 @@ class LeaderElector:
             target=self._run, name=f"leader-election-{self.name}", daemon=True
         )
         self._thread.start()
+        if self._watch:
+            threading.Thread(
+                target=self._watch_lease, name=f"leader-watch-{self.name}", daemon=True
+            ).start()
 
     def is_leader(self) -> bool:
         """True while leading and not past the renew deadline (even mid-request)."""
@@ -147,6 +160,9 @@ class LeaderElector:
         unless it is called from a callback, on the elector's own thread.
         """
         self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -346,15 +362,54 @@ class LeaderElector:
 
     def _observe(self, lease: KubeObject) -> None:
         """Remember when this record (holder, renewTime, version) was first seen."""
-        spec = lease_spec(lease)
-        key = (
-            spec.get("holderIdentity"),
-            spec.get("renewTime"),
-            (lease.get("metadata") or {}).get("resourceVersion"),
-        )
+        key = _record_key(lease)
         with self._lock:
             self._lease = lease
             if key != self._observed:
+                self._observed = key
+                self._observed_at = self._clock()
+
+    def _watch_lease(self) -> None:
+        """Note every version of the Lease as it is written (see the module docstring).
+
+        Only the observation time is taken from here, never ``_lease``: the loop's
+        own reads and writes stay the only source of the version it writes against.
+        """
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                stream = self.kube.open_watch(
+                    RESOURCE,
+                    namespace=self.namespace,
+                    field_selector=f"metadata.name={self.name}",
+                    resource_version="",
+                    timeout_seconds=300,
+                    allow_bookmarks=False,
+                )
+                self._stream = stream
+                if self._stop.is_set():
+                    stream.close()
+                    return
+                for event in stream:
+                    if event.get("type") in ("ADDED", "MODIFIED"):
+                        self._seen_in_watch(event.get("object") or {})
+                    failures = 0
+            except KubeAPIError as err:
+                if err.status in (401, 403, 404, 405):
+                    log.info("leader.watch_unavailable", lease=self.lease, error=str(err))
+                    return  # polling alone, as before
+                failures += 1
+            except Exception:  # never let the watcher end the process
+                log.exception("leader.watch_error", lease=self.lease)
+                return
+            finally:
+                self._stream = None
+            self._stop.wait(min(self.retry_period * failures, 30.0))
+
+    def _seen_in_watch(self, lease: KubeObject) -> None:
+        key = _record_key(lease)
+        with self._lock:
+            if key != self._observed and not self._leading:
                 self._observed = key
                 self._observed_at = self._clock()
 
@@ -384,3 +439,13 @@ class LeaderElector:
     def _note_error(self, err: KubeAPIError) -> None:
         self._last_error = str(err)
         log.info("leader.api_error", lease=self.lease, error=str(err))
+
+
+def _record_key(lease: KubeObject) -> tuple[Any, ...]:
+    """What makes a Lease record new: holder, renewTime, resourceVersion."""
+    spec = lease_spec(lease)
+    return (
+        spec.get("holderIdentity"),
+        spec.get("renewTime"),
+        (lease.get("metadata") or {}).get("resourceVersion"),
+    )

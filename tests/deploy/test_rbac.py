@@ -37,7 +37,7 @@ GRANTS: set[tuple[str, str, str, str]] = (
     | _grants(CLUSTER, CORE, ("endpoints", "services"), "get list watch create delete")
     | _grants(CLUSTER, CORE, ("endpoints",), "update")
     | _grants(CLUSTER, CORE, ("events",), "create patch")
-    | _grants(OWN_NAMESPACE, "coordination.k8s.io", ("leases",), "get create update")
+    | _grants(OWN_NAMESPACE, "coordination.k8s.io", ("leases",), "get watch create update")
     | _grants(OWN_NAMESPACE, CORE, ("configmaps",), "get list create delete")
 )
 

@@ -257,3 +257,42 @@ def test_a_standby_tries_the_moment_the_lease_it_saw_expires(electors: Electors)
     taken = b_calls.at("started")[0]
     assert seen + DURATION <= taken <= seen + DURATION + 0.01
     assert b.is_leader()
+
+
+def test_a_watching_standby_sees_each_renewal_without_polling() -> None:
+    """``watch=True`` against the API sandbox: the standby notes every renewal of the
+    leader as it is written (so its expiry count starts there): only the watch can have seen the renewals (its own loop polls every 30 s here)."""
+    with KubeSandbox() as sandbox:
+
+        def make(identity: str, **kwargs: Any) -> LeaderElector:
+            return LeaderElector(
+                KubeAPI(load_api_client(sandbox.kubeconfig_path)),
+                namespace=NAMESPACE,
+                name=LEASE,
+                identity=identity,
+                on_started_leading=lambda: None,
+                on_stopped_leading=lambda: None,
+                **kwargs,
+            )
+
+        # Long durations: without the watch, the standby would read the Lease once at
+        # start and then not for 30 s.
+        leader = make("replica-a", lease_duration=60.0, renew_deadline=40.0, retry_period=0.2)
+        standby = make(
+            "replica-b", lease_duration=90.0, renew_deadline=60.0, retry_period=30.0, watch=True
+        )
+        leader.start()
+        try:
+            wait_for(leader.is_leader, WAIT, "the leader")
+            standby.start()
+            seen: set[Any] = set()
+
+            def renewals_seen() -> bool:
+                seen.add(standby._observed)
+                return len({key[1] for key in seen if key and key[0] == "replica-a"}) >= 3
+
+            wait_for(renewals_seen, WAIT, "three renewals seen through the watch")
+            assert not standby.is_leader()
+        finally:
+            standby.stop()
+            leader.stop()
