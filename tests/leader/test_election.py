@@ -261,7 +261,8 @@ def test_a_standby_tries_the_moment_the_lease_it_saw_expires(electors: Electors)
 
 def test_a_watching_standby_sees_each_renewal_without_polling() -> None:
     """``watch=True`` against the API sandbox: the standby notes every renewal of the
-    leader as it is written (so its expiry count starts there): only the watch can have seen the renewals (its own loop polls every 30 s here)."""
+    leader as it is written (so its expiry count starts there): only the watch can
+    have seen the renewals (its own loop polls every 30 s here)."""
     with KubeSandbox() as sandbox:
 
         def make(identity: str, **kwargs: Any) -> LeaderElector:
