@@ -16,6 +16,7 @@ bound volumes does not queue 10,000 no-op keys in front of the next new claim.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -249,6 +250,9 @@ class Controller:
                     if not informer.wait_for_sync(sync_timeout):
                         raise TimeoutError(f"cache of {informer.resource} did not sync")
             self._warmed = True
+            # What the caches hold now lives as long as the process: the cyclic
+            # collector need not walk it again and again (idle CPU at 50,000 PVs).
+            gc.freeze()
             log.info(
                 "controller.caches_synced",
                 claims=len(self.claims.list()),

@@ -46,6 +46,7 @@ THROUGHPUT_KEYS: dict[str, Any] = {
 SCALE_KEYS: dict[str, Any] = {
     "bound_claims": int,
     "ready_seconds": NUMBER,
+    "ready_cpu_seconds": NUMBER,
     "peak_rss_mb": NUMBER,
     "startup_heketi_requests": int,
     "startup_heketi_breakdown": dict,
