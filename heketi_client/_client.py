@@ -207,12 +207,22 @@ class HeketiClient:
                 status=status,
             ) from error
 
-    def _mutate(self, method: str, path: str, body: Any, *, kind: str) -> requests.Response | None:
+    def _mutate(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        kind: str,
+        on_finished: Callable[[], None] | None = None,
+    ) -> requests.Response | None:
         """Send a mutating request and follow its operation to the final answer."""
         idempotent = method == "DELETE"
         response = self._transport.send(method, path, json=body, idempotent=idempotent)
         if response.status_code == 202:
-            return self._operations.follow(response, kind=kind, method=method, path=path)
+            return self._operations.follow(
+                response, kind=kind, method=method, path=path, on_finished=on_finished
+            )
         return None if response.status_code == 204 else response
 
     def _volume_result(self, response: requests.Response | None, kind: str) -> VolumeInfo:
@@ -299,9 +309,16 @@ class HeketiClient:
 
     # -- operations ----------------------------------------------------------------
 
-    def create_volume(self, request: VolumeCreateRequest) -> VolumeInfo:
-        """Create and wait. On ``OutcomeUnknown``, look the name up before retrying."""
-        response = self._mutate("POST", "/volumes", request.to_json(), kind="volume_create")
+    def create_volume(
+        self, request: VolumeCreateRequest, *, on_finished: Callable[[], None] | None = None
+    ) -> VolumeInfo:
+        """Create and wait. On ``OutcomeUnknown``, look the name up before retrying.
+
+        ``on_finished``: called when Heketi reports the operation ended, before the new
+        volume is read (``OperationFollower.follow``)."""
+        response = self._mutate(
+            "POST", "/volumes", request.to_json(), kind="volume_create", on_finished=on_finished
+        )
         return self._volume_result(response, "volume_create")
 
     def delete_volume(self, volume_id: str) -> None:

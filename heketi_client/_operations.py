@@ -171,11 +171,20 @@ class OperationFollower:
         self._sleep = sleep
 
     def follow(
-        self, accepted: requests.Response, *, kind: str, method: str, path: str
+        self,
+        accepted: requests.Response,
+        *,
+        kind: str,
+        method: str,
+        path: str,
+        on_finished: Callable[[], None] | None = None,
     ) -> requests.Response | None:
         """Wait for the operation; return the resource's GET response, or None (204).
 
         ``method`` and ``path`` are the request Heketi accepted, for messages.
+        ``on_finished`` is called once Heketi says the operation ended (any outcome),
+        before its result is read: a caller limiting operations in flight can let the
+        next one start without waiting for that read.
         """
         offered = accepted.headers.get("Location")
         if not offered:
@@ -211,6 +220,8 @@ class OperationFollower:
                 last_pending = polled
                 continue
             if answer.status_code in (204, 303, 500):
+                if on_finished is not None:
+                    on_finished()
                 if polls == 1 and estimate is not None:
                     # Done at the first poll: it ended somewhere before; only nudge.
                     policy = self.policy

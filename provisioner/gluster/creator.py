@@ -117,8 +117,8 @@ class VolumeCreator:
         )
         client = self.pool.client(target)
         try:
-            with self.pool.slot(target.url):
-                volume = client.create_volume(request)
+            with self.pool.early_slot(target.url) as operation_ended:
+                volume = client.create_volume(request, on_finished=operation_ended)
         except VolumeNameInUse as err:
             # An earlier attempt (ours, or a previous process's) holds the name.
             try:

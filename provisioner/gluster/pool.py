@@ -119,14 +119,38 @@ class HeketiPool:
         with self._lock:
             return self._keys.get((normalise_url(url), user))
 
-    @contextmanager
-    def slot(self, url: str) -> Iterator[None]:
-        """Hold one of the server's operation slots for the duration of the block."""
+    def _semaphore(self, url: str) -> threading.BoundedSemaphore:
         url = normalise_url(url)
         with self._lock:
             semaphore = self._slots.get(url)
             if semaphore is None:
                 semaphore = threading.BoundedSemaphore(self.concurrency)
                 self._slots[url] = semaphore
-        with semaphore:
+        return semaphore
+
+    @contextmanager
+    def slot(self, url: str) -> Iterator[None]:
+        """Hold one of the server's operation slots for the duration of the block."""
+        with self._semaphore(url):
             yield
+
+    @contextmanager
+    def early_slot(self, url: str) -> Iterator[Callable[[], None]]:
+        """A slot the block may give back early by calling what it yields (once the
+        operation ended, before its result is read: the next operation need not wait
+        for that read); given back at the end of the block otherwise."""
+        semaphore = self._semaphore(url)
+        semaphore.acquire()
+        lock = threading.Lock()
+        held = [True]
+
+        def release() -> None:
+            with lock:
+                if held[0]:
+                    held[0] = False
+                    semaphore.release()
+
+        try:
+            yield release
+        finally:
+            release()

@@ -223,3 +223,18 @@ def test_a_gid_recorded_for_a_create_still_in_flight_is_not_handed_out(world: Wo
         dying.join(30.0)
     assert fresh["metadata"]["annotations"][ANN_GID] == "2001"
     assert "may or may not have been applied" in str(dying_outcome[0])
+
+
+def test_an_early_slot_is_given_back_once_whether_released_early_or_not() -> None:
+    from provisioner.gluster.pool import HeketiPool
+
+    pool = HeketiPool(concurrency=1)
+    with pool.early_slot("http://h:8080") as operation_ended:
+        operation_ended()
+        with pool.early_slot("http://h:8080/"):  # the one slot is free again
+            pass
+        operation_ended()  # a second call gives nothing back twice
+    semaphore = pool._semaphore("http://h:8080")
+    assert semaphore.acquire(blocking=False)
+    assert not semaphore.acquire(blocking=False)  # still exactly one slot
+    semaphore.release()

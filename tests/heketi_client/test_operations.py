@@ -341,3 +341,32 @@ def test_route_templates_from_locations_stay_few(
         with pytest.raises(OutcomeUnknown):
             client.delete_volume(wire.VOL)
     assert seen == {"/volumes/{id}"}
+
+
+def test_on_finished_runs_when_the_operation_ends_before_its_result_is_read(
+    client: HeketiClient, heketi: responses.RequestsMock, wire: Any
+) -> None:
+    """So a caller's operation slot can go to the next create during the read."""
+    accept(heketi, wire)
+    pending(heketi, wire, 1)
+    done_with(heketi, wire, f"/volumes/{wire.VOL}")
+    heketi.get(f"{wire.BASE}/volumes/{wire.VOL}", json=wire.volume_json())
+    calls_at_finish: list[int] = []
+
+    volume = client.create_volume(
+        VolumeCreateRequest(10), on_finished=lambda: calls_at_finish.append(len(heketi.calls))
+    )
+
+    assert volume.id == wire.VOL
+    assert calls_at_finish == [3]  # POST, pending poll, 303 poll; the read came after
+
+
+def test_on_finished_also_runs_when_the_operation_failed(
+    client: HeketiClient, heketi: responses.RequestsMock, wire: Any
+) -> None:
+    accept(heketi, wire)
+    heketi.get(wire.BASE + wire.QUEUE, status=500, body="no space")
+    finished: list[bool] = []
+    with pytest.raises(OperationFailed):
+        client.create_volume(VolumeCreateRequest(10), on_finished=lambda: finished.append(True))
+    assert finished == [True]
