@@ -292,18 +292,21 @@ class Controller:
     def problems(self) -> list[str]:
         """Why the loops look wedged (empty when healthy), for ``/healthz``.
 
-        Before ``start`` (a standby) there is nothing to check. After it, every
-        informer's watch thread and every worker thread must be alive, and no worker
-        may have spent more than ``settings.stuck_worker_seconds`` on one item: each
-        backend call has its own timeouts, so a longer item is stuck.
+        Once the caches are warm (a standby too) every informer's watch thread must
+        be alive: a standby with dead caches would take over blind. After ``start``
+        every worker thread must be alive too, and no worker may have spent more than
+        ``settings.stuck_worker_seconds`` on one item: each backend call has its own
+        timeouts, so a longer item is stuck.
         """
-        if not self._ready.is_set() or self._stopped.is_set():
+        if self._stopped.is_set() or not (self._warmed or self._ready.is_set()):
             return []
         found = [
             f"informer {informer.resource}: watch thread ended"
             for informer in self.caches.all()
             if not informer.alive()
         ]
+        if not self._ready.is_set():
+            return found
         found += [f"{t.name}: thread ended" for t in self._threads if not t.is_alive()]
         limit = self.settings.stuck_worker_seconds
         now = time.monotonic()

@@ -45,6 +45,12 @@ def test_a_standby_fills_its_caches_and_writes_nothing_until_it_starts(
         assert _controller_writes(cluster) == []
         assert cluster.fresh_claim(claim)["spec"].get("volumeName") is None
         assert not standby.ready()
+        assert standby.problems() == []
+        informer = standby.caches.pvs
+        alive = informer.alive
+        informer.alive = lambda: False  # type: ignore[method-assign]
+        assert standby.problems() == ["informer persistentvolumes: watch thread ended"]
+        informer.alive = alive  # type: ignore[method-assign]
 
         watches = {i.resource: i.watches for i in standby.caches.all()}
         standby.start(sync_timeout=20)  # leadership: workers only, no new list
