@@ -58,9 +58,14 @@ claim's access modes, a bound claim's status, a finalizer list): equal values ar
 stored once and shared, which is safe because cached objects are never changed."""
 
 COMMON_LIMIT = 20_000
-"""At most this many distinct ``COMMON`` values are remembered; past it, new ones are
-kept as ordinary copies (a field declared COMMON that turns out unique must not
-double the cache)."""
+"""At most this many distinct ``COMMON`` values are remembered; when full, the memory
+starts afresh (values already shared stay with the objects that hold them)."""
+
+COMMON_MAX_CHARS = 1024
+"""Only values of at most this many characters (keys and strings) are remembered.
+Tenants write claims: a tenant creating claims with large unique annotations must
+not make the memory keep them after the claims are gone (at most
+COMMON_LIMIT x COMMON_MAX_CHARS, about 20 MB, is ever held by it)."""
 
 _common: dict[Any, Any] = {}
 
@@ -149,13 +154,12 @@ def _slim(value: Any, rule: Any, seen: dict[str, str]) -> Any:
             sub = rule.child(key)
             if sub is not None:
                 out[_intern(key)] = _slim(item, sub, seen)
-        if rule.common:
+        if rule.common and _size(out, COMMON_MAX_CHARS) <= COMMON_MAX_CHARS:
             key = (rule.where, _frozen(out))
             found = _common.get(key)
             if found is not None:
                 return found
-            if len(_common) < COMMON_LIMIT:
-                _common[key] = out
+            _remember(key, out)
         return out
     if rule is COMMON:
         return _shared_copy(value, seen)
@@ -166,13 +170,38 @@ def _shared_copy(value: Any, seen: dict[str, str]) -> Any:
     """The one stored copy of ``value`` (see ``COMMON``)."""
     if not isinstance(value, (dict, list)):
         return _whole(value, True, seen)
+    if _size(value, COMMON_MAX_CHARS) > COMMON_MAX_CHARS:
+        return _whole(value, True, seen)
     key = _frozen(value)
     found = _common.get(key)
     if found is None:
         found = _whole(value, True, seen)
-        if len(_common) < COMMON_LIMIT:  # races only cost a duplicate copy
-            _common[key] = found
+        _remember(key, found)
     return found
+
+
+def _remember(key: Any, value: Any) -> None:
+    if len(_common) >= COMMON_LIMIT:
+        _common.clear()  # races only cost a duplicate copy
+    _common[key] = value
+
+
+def _size(value: Any, budget: int) -> int:
+    """Characters in a JSON value (keys and strings), counted until past ``budget``."""
+    if isinstance(value, str):
+        return len(value)
+    total = 0
+    if isinstance(value, dict):
+        for k, v in value.items():
+            total += len(k) + _size(v, budget - total)
+            if total > budget:
+                break
+    elif isinstance(value, list):
+        for v in value:
+            total += _size(v, budget - total)
+            if total > budget:
+                break
+    return total
 
 
 def _frozen(value: Any) -> Any:

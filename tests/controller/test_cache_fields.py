@@ -131,3 +131,21 @@ def test_watched_objects_keep_only_their_key() -> None:
     assert slimmer(cache_fields.WATCHED)(endpoints) == {
         "metadata": {"name": "e", "namespace": "ns"}
     }
+
+
+def test_a_tenants_large_unique_annotations_are_not_remembered() -> None:
+    """Hostile tenant: claims with large, all-different annotations. They are cached
+    with their claims (as before) but the shared-value memory keeps none of them, so
+    nothing outlives the claims; and the memory never grows past its limit."""
+    from provisioner.k8s import slimming
+
+    transform = slimmer(cache_fields.CLAIM)
+    before = len(slimming._common)
+    for n in range(50):
+        claim = copy.deepcopy(CLAIM)
+        claim["metadata"]["annotations"] = {"junk": f"{n}-" + "x" * 5000}
+        assert transform(claim)["metadata"]["annotations"]["junk"].startswith(f"{n}-")
+    assert len(slimming._common) == before
+    for n in range(slimming.COMMON_LIMIT + 10):
+        slim({"a": [n]}, Fields("t", {"a": COMMON}))
+    assert len(slimming._common) <= slimming.COMMON_LIMIT
