@@ -57,13 +57,17 @@ CLAIM = Fields(
                 "finalizers": COMMON,
             },
         ),
-        # predicates, claim_sync fingerprint, gluster.claims, issue 16 (whole spec)
+        # predicates, claim_sync fingerprint, gluster.claims; resize
+        # (predicates.resize_step, resize_sync): spec.volumeName,
+        # spec.resources.requests.storage; cloning (clone_source): spec.dataSource,
+        # spec.dataSourceRef and, of the source claim, spec.volumeName (whole spec)
         "spec": Fields(
             "claim.spec",
             {"volumeName": UNIQUE, "accessModes": COMMON, "resources": COMMON, "*": SHARED},
         ),
-        # issue 16: capacity, conditions; bind_latency: phase (the same in every
-        # bound claim of one size)
+        # resize: status.phase, capacity, conditions[].type,
+        # allocatedResourceStatuses; clone_source: the source's phase; bind_latency:
+        # phase. Whole, and the same in every bound claim of one size.
         "status": COMMON,
     },
 )
