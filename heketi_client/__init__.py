@@ -46,6 +46,8 @@ from heketi_client.errors import (
 )
 from heketi_client.models import (
     BlockHostingInfo,
+    BlockVolumeCreateRequest,
+    BlockVolumeInfo,
     BrickInfo,
     ClusterInfo,
     DeviceInfo,
@@ -65,6 +67,8 @@ __all__ = [
     "AllocationFailed",
     "BadRequest",
     "BlockHostingInfo",
+    "BlockVolumeCreateRequest",
+    "BlockVolumeInfo",
     "BrickInfo",
     "ClusterInfo",
     "Conflict",

@@ -21,7 +21,13 @@ import requests
 from heketi_client._auth import DEFAULT_LIFETIME, HeketiJWTAuth
 from heketi_client._deadline import WatchedAdapter
 from heketi_client._fields import Fields, is_id
-from heketi_client._jsontypes import ClusterJSON, DeviceJSON, NodeJSON, VolumeJSON
+from heketi_client._jsontypes import (
+    BlockVolumeJSON,
+    ClusterJSON,
+    DeviceJSON,
+    NodeJSON,
+    VolumeJSON,
+)
 from heketi_client._operations import LatencyEstimator, OperationFollower, PollPolicy
 from heketi_client._transport import (
     DEFAULT_MAX_BODY_BYTES,
@@ -38,7 +44,15 @@ from heketi_client.errors import (
     UnexpectedResponse,
     UnreadableVolume,
 )
-from heketi_client.models import ClusterInfo, DeviceInfo, NodeInfo, VolumeCreateRequest, VolumeInfo
+from heketi_client.models import (
+    BlockVolumeCreateRequest,
+    BlockVolumeInfo,
+    ClusterInfo,
+    DeviceInfo,
+    NodeInfo,
+    VolumeCreateRequest,
+    VolumeInfo,
+)
 from heketi_client.retries import RetryPolicy
 
 T = TypeVar("T")
@@ -340,3 +354,55 @@ class HeketiClient:
         body = {} if name is None else {"name": name}
         response = self._mutate("POST", path, body, kind="volume_clone")
         return self._volume_result(response, "volume_clone")
+
+    # -- block volumes ---------------------------------------------------------------
+
+    def list_block_volumes(self) -> list[str]:
+        """Ids of every block volume (Heketi has no lookup by name here either)."""
+        return self._get(
+            "/blockvolumes", lambda d: list(Fields(d).idents("blockvolumes", required=True))
+        )
+
+    def get_block_volume(self, block_volume_id: str) -> BlockVolumeInfo:
+        """One block volume; ``UnreadableVolume`` if the answer cannot be used (also
+        when it describes another block volume than the one asked for)."""
+        path = f"/blockvolumes/{_checked_id(block_volume_id, 'block volume')}"
+        try:
+            volume = self._get(path, lambda d: BlockVolumeInfo.from_json(cast(BlockVolumeJSON, d)))
+        except UnexpectedResponse as error:
+            raise UnreadableVolume(
+                block_volume_id, str(error), path=path, status=error.status
+            ) from error
+        if volume.id != block_volume_id:
+            raise UnreadableVolume(
+                block_volume_id,
+                f"Heketi answered with block volume {volume.id}",
+                path=path,
+                status=200,
+            )
+        return volume
+
+    def create_block_volume(self, request: BlockVolumeCreateRequest) -> BlockVolumeInfo:
+        """Create and wait (Heketi may first create a block-hosting volume). On
+        ``OutcomeUnknown``, look the name up before retrying."""
+        response = self._mutate(
+            "POST", "/blockvolumes", request.to_json(), kind="blockvolume_create"
+        )
+        if response is None:
+            raise OutcomeUnknown("the blockvolume_create finished without naming the volume")
+        try:
+            return self._read(
+                response, lambda d: BlockVolumeInfo.from_json(cast(BlockVolumeJSON, d))
+            )
+        except UnexpectedResponse as error:
+            raise OutcomeUnknown(
+                f"the blockvolume_create finished but its result was unreadable: {error}",
+                method=error.method,
+                path=error.path,
+                status=error.status,
+            ) from error
+
+    def delete_block_volume(self, block_volume_id: str) -> None:
+        """Delete and wait. ``NotFound`` means there was no such block volume."""
+        path = f"/blockvolumes/{_checked_id(block_volume_id, 'block volume')}"
+        self._mutate("DELETE", path, None, kind="blockvolume_delete")

@@ -142,3 +142,45 @@ class ClusterListJSON(TypedDict):
 
 class VolumeListJSON(TypedDict):
     volumes: list[str]
+
+
+class _BlockVolumeCreateRequired(TypedDict):
+    size: int
+
+
+class BlockVolumeCreateJSON(_BlockVolumeCreateRequired, total=False):
+    """``POST /blockvolumes``: size in GiB; Heketi names it ``blockvol_<id>`` without a name."""
+
+    name: str
+    clusters: list[str]
+    hacount: int
+    auth: bool
+
+
+class BlockVolumeTargetJSON(TypedDict, total=False):
+    """``blockvolume``: the iSCSI target. username/password only with auth."""
+
+    hosts: list[str]
+    iqn: str
+    lun: int
+    username: str
+    password: str
+
+
+class _BlockVolumeRequired(TypedDict):
+    size: int
+    name: str
+    id: str
+    blockvolume: BlockVolumeTargetJSON
+
+
+class BlockVolumeJSON(_BlockVolumeRequired, total=False):
+    clusters: list[str]
+    hacount: int
+    auth: bool
+    cluster: str
+    blockhostingvolume: str
+
+
+class BlockVolumeListJSON(TypedDict):
+    blockvolumes: list[str]

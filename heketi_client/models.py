@@ -19,12 +19,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from heketi_client._block import BlockVolumeCreateRequest, BlockVolumeInfo
 from heketi_client._fields import Fields, is_id
 from heketi_client._jsontypes import BlockInfoJSON, DurabilityJSON, VolumeCreateJSON, VolumeJSON
 from heketi_client._topology import BrickInfo, ClusterInfo, DeviceInfo, NodeInfo, Pairs, pairs
 
 __all__ = [
     "BlockHostingInfo",
+    "BlockVolumeCreateRequest",
+    "BlockVolumeInfo",
     "BrickInfo",
     "ClusterInfo",
     "DeviceInfo",

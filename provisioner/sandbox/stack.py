@@ -17,6 +17,9 @@ from provisioner.k8s.kubeapi import KubeAPI
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
 
+SANDBOX_BLOCK_HOSTING_GIB = 100
+"""Size of each block-hosting volume the sandbox's Heketi creates for block volumes."""
+
 
 @dataclass
 class StackOptions:
@@ -45,6 +48,9 @@ class SandboxStack:
             admin_key=self.admin_key,
             latency=options.heketi_latency,
             max_inflight=options.heketi_max_inflight,
+            # The sandbox's devices (3 nodes x 2 x 500 GiB) cannot hold Heketi's
+            # default 1100 GiB block-hosting volume.
+            block_hosting_volume_size=SANDBOX_BLOCK_HOSTING_GIB,
         )
         self.kube = KubeSandbox(
             port=options.kube_port,

@@ -10,6 +10,7 @@ import random
 import threading
 from collections.abc import Callable
 
+from .blockvolumes import DEFAULT_BLOCK_HOSTING_VOLUME_SIZE, BlockVolumeService
 from .bodies import Unparsable, decode_body
 from .faults import Faults
 from .operations import Operations
@@ -35,6 +36,8 @@ class HeketiAPI:
         latency_for: Callable[[str], float],
         rng: random.Random,
         retry_after: int | None = None,
+        block_hosting_volume_size: int = DEFAULT_BLOCK_HOSTING_VOLUME_SIZE,
+        auto_create_block_hosting_volume: bool = True,
     ) -> None:
         self.db = db
         self.lock = lock
@@ -47,6 +50,16 @@ class HeketiAPI:
             latency_for=latency_for,
             rng=rng,
             retry_after=retry_after,
+        )
+        self.block_volumes = BlockVolumeService(
+            db=db,
+            lock=lock,
+            operations=operations,
+            faults=faults,
+            volumes=self.volumes,
+            rng=rng,
+            hosting_size=block_hosting_volume_size,
+            auto_create=auto_create_block_hosting_volume,
         )
         self._routes = self._handlers()
 
@@ -63,6 +76,7 @@ class HeketiAPI:
 
     def _handlers(self) -> dict[str, Callable[[str, bytes, str], Response]]:
         v = self.volumes
+        bv = self.block_volumes
         return {
             "GET /hello": lambda i, b, m: text_response("Hello from Heketi", HELLO),
             "GET /metrics": lambda i, b, m: text_response(self.metrics(), PROMETHEUS),
@@ -78,6 +92,10 @@ class HeketiAPI:
             "DELETE /volumes/{id}": lambda i, b, m: v.delete(i),
             "POST /volumes/{id}/expand": lambda i, b, m: v.expand(i, b),
             "POST /volumes/{id}/clone": lambda i, b, m: v.clone(i, b),
+            "GET /blockvolumes": lambda i, b, m: bv.list_ids(),
+            "POST /blockvolumes": lambda i, b, m: bv.create(b),
+            "GET /blockvolumes/{id}": lambda i, b, m: bv.info(i),
+            "DELETE /blockvolumes/{id}": lambda i, b, m: bv.delete(i),
             "GET /queue/{id}": lambda i, b, m: self.poll(i, m),
         }
 

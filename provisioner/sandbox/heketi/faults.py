@@ -22,6 +22,8 @@ OP_ROUTES = {
     "volume_delete": "DELETE /volumes/{id}",
     "volume_expand": "POST /volumes/{id}/expand",
     "volume_clone": "POST /volumes/{id}/clone",
+    "blockvolume_create": "POST /blockvolumes",
+    "blockvolume_delete": "DELETE /blockvolumes/{id}",
 }
 ROUTE_OPS = {route: op for op, route in OP_ROUTES.items()}
 

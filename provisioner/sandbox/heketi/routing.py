@@ -24,6 +24,10 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("DELETE", "/volumes/{id}"),
     ("POST", "/volumes/{id}/expand"),
     ("POST", "/volumes/{id}/clone"),
+    ("GET", "/blockvolumes"),
+    ("POST", "/blockvolumes"),
+    ("GET", "/blockvolumes/{id}"),
+    ("DELETE", "/blockvolumes/{id}"),
     ("GET", "/queue/{id}"),
 )
 

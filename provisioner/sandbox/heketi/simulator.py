@@ -10,11 +10,12 @@ from typing import Any
 
 from .api import HeketiAPI
 from .auth import Authenticator
+from .blockvolumes import DEFAULT_BLOCK_HOSTING_VOLUME_SIZE
 from .faults import OP_ROUTES, Faults
 from .operations import Operations
 from .server import Frontend, Listener, RequestRecord
 from .state import KIB_PER_GIB, STATES, Database
-from .views import device_json, volume_json
+from .views import block_volume_json, device_json, volume_json
 
 Latency = float | Mapping[str, float]
 
@@ -43,6 +44,8 @@ class HeketiSimulator:
         max_inflight: int = 8,
         retry_after: int | None = None,
         seed: int | None = None,
+        block_hosting_volume_size: int = DEFAULT_BLOCK_HOSTING_VOLUME_SIZE,
+        auto_create_block_hosting_volume: bool = True,
     ) -> None:
         if auth and not admin_key:
             # Heketi refuses to start with JWT on and no admin key.
@@ -63,6 +66,8 @@ class HeketiSimulator:
             latency_for=self._latency_for,
             rng=self._rng,
             retry_after=retry_after,
+            block_hosting_volume_size=block_hosting_volume_size,
+            auto_create_block_hosting_volume=auto_create_block_hosting_volume,
         )
         authenticator = Authenticator(admin_key=admin_key, user_key=user_key) if auth else None
         self._frontend = Frontend(self._api, authenticator, self.faults)
@@ -221,6 +226,15 @@ class HeketiSimulator:
                 volume_json(self._db, v)
                 for v in sorted(self._db.volumes.values(), key=lambda v: v.id)
                 if v.visible
+            ]
+
+    def block_volumes(self) -> list[dict[str, Any]]:
+        """Heketi block volume JSON of every finished block volume."""
+        with self._lock:
+            return [
+                block_volume_json(b)
+                for b in sorted(self._db.block_volumes.values(), key=lambda b: b.id)
+                if b.visible
             ]
 
     @property

@@ -84,6 +84,34 @@ class Volume:
     # Id of the operation that is creating this volume; a volume with a pending
     # create is invisible to GET, as in Heketi.
     pending_op: str | None = None
+    # Block-hosting volumes only (``block``): GiB still free for block volumes, GiB
+    # held back, and the ids of the block volumes inside.
+    block_free: int = 0
+    block_reserved: int = 0
+    block_volumes: list[str] = field(default_factory=list)
+
+    @property
+    def visible(self) -> bool:
+        return self.pending_op is None
+
+
+@dataclass
+class BlockVolume:
+    """A gluster-block LUN inside a block-hosting volume (``hosting_id``)."""
+
+    id: str
+    name: str
+    size: int
+    cluster_id: str
+    hosting_id: str
+    hacount: int
+    auth: bool
+    hosts: list[str]
+    iqn: str
+    username: str = ""
+    password: str = ""
+    clusters: list[str] = field(default_factory=list)
+    pending_op: str | None = None
 
     @property
     def visible(self) -> bool:
@@ -100,6 +128,7 @@ class Database:
         self.devices: dict[str, Device] = {}
         self.bricks: dict[str, Brick] = {}
         self.volumes: dict[str, Volume] = {}
+        self.block_volumes: dict[str, BlockVolume] = {}
 
     def new_id(self) -> str:
         return f"{self.rng.getrandbits(128):032x}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .state import Brick, Cluster, Database, Device, Node, Volume
+from .state import BlockVolume, Brick, Cluster, Database, Device, Node, Volume
 
 
 def _number(value: float) -> int | float:
@@ -60,7 +60,9 @@ def cluster_json(db: Database, cluster: Cluster) -> dict[str, Any]:
         "volumes": sorted(cluster.volumes),
         "block": cluster.block,
         "file": cluster.file,
-        "blockvolumes": [],
+        "blockvolumes": sorted(
+            b.id for b in db.block_volumes.values() if b.cluster_id == cluster.id
+        ),
     }
 
 
@@ -97,6 +99,42 @@ def volume_json(db: Database, volume: Volume) -> dict[str, Any]:
             "options": {"backup-volfile-servers": ",".join(hosts[1:])},
         }
     }
-    body["blockinfo"] = {}
+    body["blockinfo"] = block_info_json(volume)
     body["bricks"] = [brick_json(db.bricks[b]) for b in volume.bricks]
+    return body
+
+
+def block_info_json(volume: Volume) -> dict[str, Any]:
+    """``blockinfo``: empty for file volumes; sizes and members for block-hosting ones."""
+    if not volume.block:
+        return {}
+    info: dict[str, Any] = {}
+    if volume.block_free:
+        info["freesize"] = volume.block_free
+    if volume.block_reserved:
+        info["reservedsize"] = volume.block_reserved
+    if volume.block_volumes:
+        info["blockvolume"] = sorted(volume.block_volumes)
+    return info
+
+
+def block_volume_json(block: BlockVolume) -> dict[str, Any]:
+    body: dict[str, Any] = {"size": block.size}
+    if block.clusters:
+        body["clusters"] = list(block.clusters)
+    body["name"] = block.name
+    if block.hacount:
+        body["hacount"] = block.hacount
+    if block.auth:
+        body["auth"] = True
+    body["id"] = block.id
+    body["blockvolume"] = {
+        "hosts": list(block.hosts),
+        "iqn": block.iqn,
+        "lun": 0,
+        "username": block.username,
+        "password": block.password,
+    }
+    body["cluster"] = block.cluster_id
+    body["blockhostingvolume"] = block.hosting_id
     return body
