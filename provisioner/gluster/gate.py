@@ -14,9 +14,10 @@ from typing import Any
 
 import structlog
 
+from provisioner.gluster.parameters import PV_TYPE_NFS
 from provisioner.k8s.versions import ServerVersion
 
-__all__ = ["LAST_GLUSTERFS_MINOR", "GlusterfsGate", "glusterfs_mountable"]
+__all__ = ["LAST_GLUSTERFS_MINOR", "GlusterfsGate", "glusterfs_mountable", "writes_nfs"]
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +27,17 @@ LAST_GLUSTERFS_MINOR = 25  # 1.25 is the last release with the glusterfs plugin
 def glusterfs_mountable(version: tuple[int, int]) -> bool:
     """True when kubelets of this version still mount ``spec.glusterfs`` volumes."""
     return version <= (1, LAST_GLUSTERFS_MINOR)
+
+
+def writes_nfs(storage_class: dict[str, Any]) -> bool:
+    """Whether the class asks for NFS PVs (``pvtype: nfs``), read leniently: a class
+    whose other parameters are bad is still not gated, so its claims get the event
+    that names the bad parameter rather than the version warning."""
+    parameters = storage_class.get("parameters") or {}
+    for key, value in parameters.items():
+        if str(key).lower() == "pvtype" and isinstance(value, str):
+            return value.strip().lower() == PV_TYPE_NFS
+    return False
 
 
 class GlusterfsGate:
@@ -39,9 +51,12 @@ class GlusterfsGate:
     def message(self, storage_class: dict[str, Any], server: ServerVersion) -> str | None:
         """Why claims of ``storage_class`` are not provisioned on ``server``; None: go on.
 
-        Every class of ours makes glusterfs PVs, so the answer depends on the server only.
+        A ``pvtype: nfs`` class writes NFS PVs, which every kubelet mounts: never gated.
+        Every other class makes glusterfs PVs, so the answer depends on the server only.
         """
         if self.assume_plugin or glusterfs_mountable(server.release):
+            return None
+        if writes_nfs(storage_class):
             return None
         with self._lock:
             first, self._announced = not self._announced, True

@@ -206,8 +206,9 @@ def build_pv(
         ann.ANN_DESCRIPTION: ann.DESCRIPTION_VALUE,
         ANN_PROVISIONED_BY: provisioner_name,
         ann.ANN_RESTURL: resturl,
-        ann.ANN_ENDPOINTS_NAME: endpoints_name,
     }
+    if not params.nfs:  # an NFS PV has no endpoints: nothing to repair or delete beside it
+        annotations[ann.ANN_ENDPOINTS_NAME] = endpoints_name
     if params.auth_enabled and rest_user:
         annotations[ann.ANN_RESTUSER] = rest_user
     if clone_of:
@@ -228,13 +229,17 @@ def build_pv(
             "name": metadata.get("name"),
             "uid": uid,
         },
-        "glusterfs": {
+    }
+    if params.nfs:
+        # NFS-Ganesha exports a Gluster volume at /<volume name>.
+        spec["nfs"] = {"server": params.nfs_server, "path": f"/{volume_name}", "readOnly": False}
+    else:
+        spec["glusterfs"] = {
             "endpoints": endpoints_name,
             "endpointsNamespace": namespace,
             "path": volume_name,
             "readOnly": False,
-        },
-    }
+        }
     mount_options = storage_class.get("mountOptions")
     if mount_options:
         spec["mountOptions"] = list(mount_options)
@@ -283,6 +288,9 @@ def delete_info(pv: Mapping[str, Any]) -> DeleteInfo:
     gluster = spec.get("glusterfs") or {}
     claim_ref = spec.get("claimRef") or {}
     path = _text(gluster.get("path"))
+    nfs_path = _text((spec.get("nfs") or {}).get("path"))
+    if path is None and nfs_path is not None:
+        path = nfs_path.lstrip("/") or None
 
     volume_id = _text(annotations.get(ann.ANN_HEKETI_VOLUME_ID))
     if volume_id is None and path is not None and path.startswith("vol_"):

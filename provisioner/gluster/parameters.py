@@ -15,8 +15,9 @@ Other values are quoted, truncated to 64 characters.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from provisioner.gluster.parameter_values import (
@@ -36,7 +37,10 @@ from provisioner.gluster.parameter_values import (
 
 __all__ = [
     "DEFAULT_ENDPOINTS_PREFIX",
+    "GANESHA_OPTION",
     "MAX_ENDPOINTS_PREFIX",
+    "PV_TYPE_GLUSTERFS",
+    "PV_TYPE_NFS",
     "DeleteCredentials",
     "GlusterClassParameters",
     "delete_credentials",
@@ -62,6 +66,8 @@ _KNOWN_KEYS = (
     "volumenameprefix",
     "snapfactor",
     "customepnameprefix",
+    "pvtype",
+    "nfsserver",
 )
 _NAME_PREFIX = re.compile(r"[a-zA-Z0-9-]+")
 # Endpoints share their name with a Service, and Service names are DNS-1035 labels:
@@ -69,6 +75,11 @@ _NAME_PREFIX = re.compile(r"[a-zA-Z0-9-]+")
 # prefix after a '-', so the prefix itself may end with anything allowed.
 _ENDPOINTS_PREFIX = re.compile(r"[a-z][-a-z0-9]*")
 _REST_USERS = ("admin", "user")
+
+PV_TYPE_GLUSTERFS = "glusterfs"
+PV_TYPE_NFS = "nfs"
+GANESHA_OPTION = "ganesha.enable on"
+"""Asks Gluster to export the volume through NFS-Ganesha (``pvtype: nfs``)."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +106,18 @@ class GlusterClassParameters:
     volume_name_prefix: str | None = None
     snap_factor: float | None = None
     endpoints_prefix: str = DEFAULT_ENDPOINTS_PREFIX
+    pv_type: str = PV_TYPE_GLUSTERFS
+    nfs_server: str | None = None
     warnings: tuple[str, ...] = ()
 
     @property
     def uses_secret(self) -> bool:
         return self.secret_name is not None
+
+    @property
+    def nfs(self) -> bool:
+        """The PV mounts the volume over NFS (NFS-Ganesha), not with the glusterfs plugin."""
+        return self.pv_type == PV_TYPE_NFS
 
 
 def parse_class_parameters(params: Mapping[str, str]) -> GlusterClassParameters:
@@ -244,6 +262,8 @@ def _parse(params: Mapping[str, str]) -> GlusterClassParameters:
             "(it begins a Service name)",
         )
 
+    pv_type, nfs_server, volume_options = _parse_nfs(get, volume_options, warnings)
+
     return GlusterClassParameters(
         rest_url=rest_url,
         auth_enabled=auth_enabled,
@@ -259,8 +279,72 @@ def _parse(params: Mapping[str, str]) -> GlusterClassParameters:
         volume_name_prefix=volume_name_prefix,
         snap_factor=snap_factor,
         endpoints_prefix=endpoints_prefix,
+        pv_type=pv_type,
+        nfs_server=nfs_server,
         warnings=tuple(warnings),
     )
+
+
+def _parse_nfs(
+    get: Callable[[str], tuple[str, str | None]],
+    volume_options: tuple[str, ...],
+    warnings: list[str],
+) -> tuple[str, str | None, tuple[str, ...]]:
+    """``pvtype`` and ``nfsserver``: (pv type, NFS server, volume options to ask for).
+
+    With ``pvtype: nfs`` the volume must be exported by NFS-Ganesha, so
+    ``ganesha.enable on`` joins the class's ``volumeoptions``; a class that turns it
+    off explicitly contradicts itself and is refused.
+    """
+    type_name, value = get("pvtype")
+    pv_type = (value or PV_TYPE_GLUSTERFS).lower()
+    if pv_type not in (PV_TYPE_GLUSTERFS, PV_TYPE_NFS):
+        raise ParameterError(
+            type_name, f'{quote(value or "")} must be "{PV_TYPE_GLUSTERFS}" or "{PV_TYPE_NFS}"'
+        )
+    server_name, server = get("nfsserver")
+    server = server or None
+    if pv_type != PV_TYPE_NFS:
+        if server is not None:
+            warnings.append(
+                f'StorageClass parameter "{server_name}" is ignored: it is used only with '
+                f'pvtype "{PV_TYPE_NFS}"'
+            )
+        return pv_type, None, volume_options
+    if server is None:
+        raise ParameterError(
+            server_name,
+            f'is required with pvtype "{PV_TYPE_NFS}" (the NFS-Ganesha host or virtual IP)',
+        )
+    if not _is_host(server):
+        raise ParameterError(
+            server_name, f"{quote(server)} must be a host name or an IP address (no port, no path)"
+        )
+    current = {option.split(" ", 1)[0].lower(): option for option in volume_options}
+    ganesha = current.get("ganesha.enable")
+    if ganesha is None:
+        return pv_type, server, (*volume_options, GANESHA_OPTION)
+    if ganesha.split(" ", 1)[-1].strip().lower() not in ("on", "true", "yes", "enable", "1"):
+        raise ParameterError(
+            "volumeoptions",
+            f'{quote(ganesha)} contradicts pvtype "{PV_TYPE_NFS}", which needs "{GANESHA_OPTION}"',
+        )
+    return pv_type, server, volume_options
+
+
+_HOST_LABEL = re.compile(r"(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")
+
+
+def _is_host(value: str) -> bool:
+    """An IP address or a DNS name: what ``spec.nfs.server`` accepts."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    if len(value) > 253:
+        return False
+    return all(_HOST_LABEL.fullmatch(label) for label in value.rstrip(".").split("."))
 
 
 @dataclass(frozen=True)

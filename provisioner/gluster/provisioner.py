@@ -243,7 +243,7 @@ class GlusterProvisioner:
                 raise
             target = fresh
             volume = self._make_volume(claim, class_name, params, target, source_pv, size)
-        bad = not_ips(volume.mount_hosts)
+        bad = [] if params.nfs else not_ips(volume.mount_hosts)
         if bad:  # the topology changed since the check: nothing to write yet, try again
             raise ProvisionError(
                 f"Heketi volume {volume.name} ({volume.id}) lists mount host "
@@ -251,14 +251,17 @@ class GlusterProvisioner:
                 "(fix the node's storage hostname in Heketi's topology); will retry"
             )
         try:
-            ensure_endpoints(
-                self.kube,
-                namespace=namespace,
-                name=endpoints,
-                claim_name=metadata["name"],
-                claim_uid=uid,
-                hosts=volume.mount_hosts,
-            )
+            if params.nfs:
+                pass  # spec.nfs names the server itself: no Endpoints or Service
+            else:
+                ensure_endpoints(
+                    self.kube,
+                    namespace=namespace,
+                    name=endpoints,
+                    claim_name=metadata["name"],
+                    claim_uid=uid,
+                    hosts=volume.mount_hosts,
+                )
         except KubeAPIError as err:
             raise ProvisionError(
                 f"Heketi volume {volume.name} ({volume.id}) exists, but writing Endpoints "
@@ -299,7 +302,8 @@ class GlusterProvisioner:
     ) -> VolumeInfo:
         """Create the claim's volume (or find the one an earlier attempt made)."""
         if source_pv is None:
-            self._check_storage_addresses(target, params, size)
+            if not params.nfs:  # NFS mounts go to nfsserver, not to the nodes' addresses
+                self._check_storage_addresses(target, params, size)
             return self.creator.find_or_create(claim, class_name, params, target, size)
         # a clone lives on its source's nodes, whose addresses were checked then
         return self.cloner.find_or_clone(claim, class_name, params, target, source_pv, size)
