@@ -1,6 +1,7 @@
 """Build the controller from ``Settings`` and run it: the one wiring of the process.
 
-settings → Kubernetes client → caches → the Gluster backend → controller; then
+settings → Kubernetes client → caches → the Gluster backends (file volumes under
+``--provisioner-name``, block volumes under ``--block-provisioner-name``) → controller; then
 ``run`` adds the health server, leader election and the signal handling. The
 sandbox stack builds its controller here too, so that what works there is what
 ``heketi-provisioner run`` does.
@@ -18,8 +19,11 @@ from typing import NoReturn
 import structlog
 
 from provisioner.config import Settings
+from provisioner.controller.backends import Backends
 from provisioner.controller.caches import Caches
+from provisioner.controller.contract import Provisioner
 from provisioner.controller.loop import Controller
+from provisioner.gluster.block.provisioner import BlockProvisioner
 from provisioner.gluster.provisioner import GlusterProvisioner
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.k8s.leader import LeaderElector
@@ -47,7 +51,19 @@ def build_controller(settings: Settings) -> Controller:
         intent_namespace=settings.namespace,
         assume_glusterfs_plugin=settings.assume_glusterfs_plugin,
     )
-    return Controller(kube, provisioner, settings, caches=caches, metrics=metrics)
+    backend: Provisioner = provisioner
+    if settings.block_provisioner_name:
+        block = BlockProvisioner(
+            kube=kube,
+            provisioner_name=settings.block_provisioner_name,
+            class_lookup=caches.storage_class,
+            # One pool: the cap on operations per Heketi server covers both kinds.
+            pool=provisioner.pool,
+            intent_namespace=settings.namespace,
+            orphan_grace_seconds=settings.orphan_grace_seconds,
+        )
+        backend = Backends({settings.provisioner_name: provisioner, block.provisioner_name: block})
+    return Controller(kube, backend, settings, caches=caches, metrics=metrics)
 
 
 def stop_on_signals() -> threading.Event:

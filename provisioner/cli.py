@@ -95,6 +95,12 @@ def _common(parser: argparse.ArgumentParser, *, log_level: str) -> None:
         default=defaults.provisioner_name,
         help="StorageClass provisioner name to serve; kubernetes.io/glusterfs adopts in-tree PVs",
     )
+    _option(
+        parser,
+        "--block-provisioner-name",
+        default=defaults.block_provisioner_name,
+        help="second name served: gluster-block volumes as iSCSI PVs; empty turns it off",
+    )
     _option(parser, "--workers", type=int, default=defaults.workers, help="worker threads")
     _option(
         parser,
@@ -254,6 +260,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         kubeconfig=getattr(args, "kubeconfig", None) or None,
         provisioner_name=args.provisioner_name,
+        block_provisioner_name=args.block_provisioner_name,
         workers=args.workers,
         heketi_concurrency=args.heketi_concurrency,
         assume_glusterfs_plugin=args.assume_glusterfs_plugin,

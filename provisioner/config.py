@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 DEFAULT_PROVISIONER_NAME = "gluster.org/heketi"
+DEFAULT_BLOCK_PROVISIONER_NAME = "gluster.org/glusterblock"
 # Heketi's own default limit of in-flight operations is 8; stay at or below it.
 DEFAULT_HEKETI_CONCURRENCY = 8
 # Workers outnumber the Heketi cap so that cheap work (skips, deletes of gone
@@ -60,6 +61,11 @@ class Settings:
     provisioner_name: str = DEFAULT_PROVISIONER_NAME
     """StorageClass ``provisioner`` value we serve.  Default ``gluster.org/heketi``;
     ``kubernetes.io/glusterfs`` adopts what the in-tree provisioner created."""
+
+    block_provisioner_name: str = DEFAULT_BLOCK_PROVISIONER_NAME
+    """Second name served by the same process: gluster-block volumes as iSCSI PVs.
+    Default ``gluster.org/glusterblock`` (the retired external provisioner's, so its
+    classes and PVs are taken over); empty turns block volumes off."""
 
     workers: int = DEFAULT_WORKERS
     """Worker threads handling claims and volumes.  Default 16 (>= heketi_concurrency)."""
@@ -161,6 +167,8 @@ class Settings:
             found.append(("leader_election_lease_duration", "must be at least 3 seconds"))
         if not self.provisioner_name:
             found.append(("provisioner_name", "must not be empty"))
+        if self.block_provisioner_name and self.block_provisioner_name == self.provisioner_name:
+            found.append(("block_provisioner_name", "must differ from provisioner_name"))
         try:
             parse_address(self.metrics_address)
         except ValueError:

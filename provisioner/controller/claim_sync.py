@@ -29,7 +29,7 @@ from provisioner.controller.contract import (
     pv_name,
 )
 from provisioner.controller.keys import FINALIZER
-from provisioner.controller.predicates import ClaimVerdict, class_name_of, should_provision
+from provisioner.controller.predicates import ClaimVerdict, Names, class_name_of, should_provision
 from provisioner.k8s.errors import KubeAlreadyExists, KubeAPIError
 from provisioner.k8s.events import (
     NORMAL,
@@ -120,7 +120,7 @@ class ClaimSync:
     def __init__(
         self,
         *,
-        provisioner_name: str,
+        provisioner_name: Names,
         backend: Provisioner,
         claims: Lookup,
         classes: Lookup,

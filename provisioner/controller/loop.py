@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from provisioner.config import Settings
+from provisioner.controller.backends import served_names
 from provisioner.controller.bind_latency import BindTimer
 from provisioner.controller.caches import Caches
 from provisioner.controller.claim_sync import ClaimSync
@@ -87,8 +88,10 @@ class Controller:
         )
         self.bind_timer = BindTimer(self.metrics.claim_bound)
         self.server: ServerVersion | None = None
+        # Every name the backend serves (several when it is a ``Backends``).
+        self.names = served_names(provisioner, settings.provisioner_name)
         self.claim_sync = ClaimSync(
-            provisioner_name=settings.provisioner_name,
+            provisioner_name=self.names,
             backend=provisioner,
             claims=self.claims,
             classes=self.classes,
@@ -103,7 +106,7 @@ class Controller:
             pv_finalizer=settings.pv_finalizer,
         )
         self.volume_sync = VolumeSync(
-            provisioner_name=settings.provisioner_name,
+            provisioner_name=self.names,
             backend=provisioner,
             repairer=self.repairer,
             pvs=self.pvs,
@@ -281,7 +284,7 @@ class Controller:
         self._ready.set()
         log.info(
             "controller.started",
-            provisioner=self.settings.provisioner_name,
+            provisioner=",".join(sorted(self.names)),
             server_version=self.server.git_version if self.server else "",
             workers=self.settings.workers,
         )

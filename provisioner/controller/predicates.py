@@ -7,6 +7,7 @@ and so that a mistake here (acting on someone else's volume) is easy to see.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from fractions import Fraction
 from typing import Any
 
@@ -21,6 +22,14 @@ from provisioner.controller.keys import (
 from provisioner.k8s.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
+Names = str | Collection[str]
+"""One provisioner name, or the several one controller serves (``backends``)."""
+
+
+def _serves(names: Names, name: object) -> bool:
+    if isinstance(names, str):
+        return name == names
+    return isinstance(name, str) and name in names
 
 
 class ClaimVerdict(enum.Enum):
@@ -68,7 +77,7 @@ def claim_provisioner(claim: Obj) -> str | None:
 def should_provision(
     claim: Obj,
     storage_class: Obj | None,
-    provisioner_name: str,
+    provisioner_name: Names,
     *,
     annotation_required: bool = True,
 ) -> ClaimVerdict:
@@ -86,9 +95,9 @@ def should_provision(
         return ClaimVerdict.IGNORE
     if _meta(claim).get("deletionTimestamp"):
         return ClaimVerdict.IGNORE
-    if storage_class is None or storage_class.get("provisioner") != provisioner_name:
+    if storage_class is None or not _serves(provisioner_name, storage_class.get("provisioner")):
         return ClaimVerdict.IGNORE
-    if annotation_required and claim_provisioner(claim) != provisioner_name:
+    if annotation_required and claim_provisioner(claim) != storage_class.get("provisioner"):
         return ClaimVerdict.IGNORE
     if storage_class.get("volumeBindingMode") == "WaitForFirstConsumer" and not _annotations(
         claim
@@ -97,8 +106,8 @@ def should_provision(
     return ClaimVerdict.PROVISION
 
 
-def provisioned_by(pv: Obj, provisioner_name: str) -> bool:
-    return _annotations(pv).get(ANN_PROVISIONED_BY) == provisioner_name
+def provisioned_by(pv: Obj, provisioner_name: Names) -> bool:
+    return _serves(provisioner_name, _annotations(pv).get(ANN_PROVISIONED_BY))
 
 
 def claim_ref_matches(pv: Obj, claim: Obj | None) -> bool:
@@ -111,7 +120,7 @@ def claim_ref_matches(pv: Obj, claim: Obj | None) -> bool:
 
 def should_delete(
     pv: Obj,
-    provisioner_name: str,
+    provisioner_name: Names,
     *,
     claim: Obj | None = None,
     failed_is_released: bool = False,
@@ -151,7 +160,7 @@ def should_delete(
 
 
 def should_repair(
-    pv: Obj, provisioner_name: str, *, watched_key: str | None, all_present: bool
+    pv: Obj, provisioner_name: Names, *, watched_key: str | None, all_present: bool
 ) -> bool:
     """A bound PV of ours whose watched objects (``watched_key``: the backend's name for
     them, None if it has none) are not all there cannot be mounted again."""
@@ -182,7 +191,7 @@ def _bytes(value: Any) -> Fraction | None:
 
 
 def resize_step(
-    claim: Obj, pv: Obj | None, storage_class: Obj | None, provisioner_name: str
+    claim: Obj, pv: Obj | None, storage_class: Obj | None, provisioner_name: Names
 ) -> ResizeStep:
     """What growing a bound claim needs, from the claim, its PV and its class.
 
@@ -201,7 +210,7 @@ def resize_step(
         return ResizeStep.NONE
     if _meta(claim).get("deletionTimestamp") or pv is None or storage_class is None:
         return ResizeStep.NONE
-    if storage_class.get("provisioner") != provisioner_name:
+    if not _serves(provisioner_name, storage_class.get("provisioner")):
         return ResizeStep.NONE
     if storage_class.get("allowVolumeExpansion") is not True:
         return ResizeStep.NONE

@@ -20,6 +20,7 @@ from provisioner.controller.caches import WatchedObjects
 from provisioner.controller.contract import Provisioner, ProvisionError, Repairer
 from provisioner.controller.keys import FINALIZER, PV_CONTROLLER_FINALIZER
 from provisioner.controller.predicates import (
+    Names,
     VolumeAction,
     class_name_of,
     provisioned_by,
@@ -86,7 +87,7 @@ class VolumeSync:
     def __init__(
         self,
         *,
-        provisioner_name: str,
+        provisioner_name: Names,
         backend: Provisioner,
         repairer: Repairer | None,
         pvs: Informer,

@@ -116,11 +116,13 @@ def _field(data: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value and value == value.strip() else None
 
 
-def read_intent(record: Mapping[str, Any]) -> Intent | None:
+def read_intent(record: Mapping[str, Any], *, gid_required: bool = True) -> Intent | None:
     """The record a ConfigMap holds, or None if it is not a well-formed record.
 
     Strict on purpose: a record that does not read back exactly as we write it was
     not written by us, and an unreadable one must never widen what the sweep does.
+    ``gid_required=False`` reads the records of volumes that take no GID (block
+    volumes), whose ``gid`` is "0".
     """
     metadata = record.get("metadata") or {}
     data = record.get("data") or {}
@@ -136,7 +138,13 @@ def read_intent(record: Mapping[str, Any]) -> Intent | None:
     gid = parse_gid(data.get("gid"))
     if not (uid and namespace and claim and provisioner and url and volume and class_name):
         return None
-    if gid is None or gid <= 0 or not _UID.match(uid) or metadata.get("name") != record_name(uid):
+    if (
+        gid is None
+        or gid < 0
+        or (gid_required and gid == 0)
+        or not _UID.match(uid)
+        or metadata.get("name") != record_name(uid)
+    ):
         return None
     if not _DNS_LABEL.match(namespace) or not _DNS_SUBDOMAIN.match(claim):
         return None
@@ -155,10 +163,13 @@ def read_intent(record: Mapping[str, Any]) -> Intent | None:
 class IntentStore:
     """The records of one provisioner name, in the controller's namespace."""
 
-    def __init__(self, kube: KubeAPI, *, namespace: str, provisioner_name: str) -> None:
+    def __init__(
+        self, kube: KubeAPI, *, namespace: str, provisioner_name: str, gid_required: bool = True
+    ) -> None:
         self.kube = kube
         self.namespace = namespace
         self.provisioner_name = provisioner_name
+        self.gid_required = gid_required
 
     def write(self, intent: Intent) -> tuple[Intent, bool]:
         """Create the record; (what is recorded now, whether this call created it).
@@ -173,7 +184,10 @@ class IntentStore:
             return intent, True
         except KubeAlreadyExists:
             pass
-        existing = read_intent(self.kube.get("configmaps", intent.name, self.namespace))
+        existing = read_intent(
+            self.kube.get("configmaps", intent.name, self.namespace),
+            gid_required=self.gid_required,
+        )
         if (
             existing is None
             or existing.claim_uid != intent.claim_uid
@@ -189,7 +203,9 @@ class IntentStore:
     def list(self) -> list[Intent]:
         """Every readable record of this provisioner name (one API list)."""
         found = self.kube.list("configmaps", self.namespace, label_selector=LABEL_INTENT)
-        records = (read_intent(item) for item in found.get("items") or ())
+        records = (
+            read_intent(item, gid_required=self.gid_required) for item in found.get("items") or ()
+        )
         return [r for r in records if r is not None and r.provisioner == self.provisioner_name]
 
     def delete(self, intent: Intent) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "build_endpoints",
     "build_pv",
     "build_service",
+    "claim_volume_name",
     "delete_info",
     "endpoints_name",
     "endpoints_of",
@@ -69,12 +70,18 @@ def heketi_volume_name(params: GlusterClassParameters, claim: Mapping[str, Any])
     The in-tree provisioner added a random suffix, so a retry after a lost answer
     created a second volume; the claim uid makes the name stable instead.
     """
+    return claim_volume_name(params.volume_name_prefix, claim)
+
+
+def claim_volume_name(prefix: str | None, claim: Mapping[str, Any]) -> str:
+    """``pvc-<uid>``, or ``<prefix>_<namespace>_<claim>_<uid>``: a Heketi name (file or
+    block volume) that a retry derives again from the claim alone."""
     uid = _claim_uid(claim)
-    if params.volume_name_prefix is None:
+    if prefix is None:
         name = pv_name(uid)
     else:
         metadata = _metadata(claim)
-        parts = (params.volume_name_prefix, metadata.get("namespace"), metadata.get("name"), uid)
+        parts = (prefix, metadata.get("namespace"), metadata.get("name"), uid)
         name = "_".join(str(part or "") for part in parts)
     return _NOT_HEKETI_NAME.sub("-", name)
 
