@@ -230,6 +230,7 @@ def _volume_causes(obj: Obj) -> list[Cause]:
         for field in ("endpoints", "path"):
             if not gluster.get(field):
                 causes.append((f"spec.glusterfs.{field}", "FieldValueRequired", "Required value"))
+    causes += _iscsi_causes(spec.get("iscsi")) + _nfs_causes(spec.get("nfs"))
     policy = spec.get("persistentVolumeReclaimPolicy")
     if policy not in ("Retain", "Delete", "Recycle"):
         causes.append(
@@ -237,6 +238,72 @@ def _volume_causes(obj: Obj) -> list[Cause]:
                 "spec.persistentVolumeReclaimPolicy",
                 "FieldValueNotSupported",
                 f'Unsupported value: "{policy}": supported values: "Delete", "Recycle", "Retain"',
+            )
+        )
+    return causes
+
+
+_IQN = re.compile(r"iqn\.\d{4}-\d{2}\.([A-Za-z0-9.-]+)(:[^,;*&$|\s]+)$")
+_EUI = re.compile(r"^eui.[A-Za-z0-9]{16}$")
+_NAA = re.compile(r"^naa.[A-Za-z0-9]{32}$")
+
+
+def _iscsi_causes(iscsi: object) -> list[Cause]:
+    """The API server's checks of an iSCSI source (validateISCSIPersistentVolumeSource)."""
+    if not isinstance(iscsi, dict):
+        return []
+    causes: list[Cause] = []
+    if not iscsi.get("targetPortal"):
+        causes.append(("spec.iscsi.targetPortal", "FieldValueRequired", "Required value"))
+    iqn = str(iscsi.get("iqn") or "")
+    if not iqn:
+        causes.append(("spec.iscsi.iqn", "FieldValueRequired", "Required value"))
+    else:
+        lower = iqn.lower()
+        ok = (
+            (lower.startswith("iqn") and _IQN.search(iqn))
+            or (lower.startswith("eui") and _EUI.search(iqn))
+            or (lower.startswith("naa") and _NAA.search(iqn))
+        )
+        if not ok:
+            causes.append(
+                (
+                    "spec.iscsi.iqn",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{iqn}": must be valid format starting with iqn, eui, or naa',
+                )
+            )
+    lun = iscsi.get("lun", 0)
+    if not isinstance(lun, int) or not 0 <= lun <= 255:
+        causes.append(
+            (
+                "spec.iscsi.lun",
+                "FieldValueInvalid",
+                f"Invalid value: {lun}: must be between 0 and 255",
+            )
+        )
+    if (iscsi.get("chapAuthDiscovery") or iscsi.get("chapAuthSession")) and not (
+        iscsi.get("secretRef") or {}
+    ).get("name"):
+        causes.append(("spec.iscsi.secretRef", "FieldValueRequired", "Required value"))
+    return causes
+
+
+def _nfs_causes(nfs: object) -> list[Cause]:
+    if not isinstance(nfs, dict):
+        return []
+    causes: list[Cause] = []
+    if not nfs.get("server"):
+        causes.append(("spec.nfs.server", "FieldValueRequired", "Required value"))
+    path = nfs.get("path")
+    if not path:
+        causes.append(("spec.nfs.path", "FieldValueRequired", "Required value"))
+    elif not str(path).startswith("/"):
+        causes.append(
+            (
+                "spec.nfs.path",
+                "FieldValueInvalid",
+                f'Invalid value: "{path}": must be an absolute path',
             )
         )
     return causes
