@@ -144,6 +144,18 @@ class HeketiSimulator:
             raise ValueError("this simulator runs without authentication")
         self._frontend.auth = Authenticator(admin_key=admin_key, user_key=user_key)
 
+    def set_block_hosting(
+        self, *, size_gb: int | None = None, auto_create: bool | None = None
+    ) -> None:
+        """Heketi's ``block_hosting_volume_size`` and ``auto_create_block_hosting_volume``."""
+        service = self._api.block_volumes
+        if size_gb is not None:
+            if size_gb < 1:
+                raise ValueError("block hosting volume size must be at least 1 GiB")
+            service.hosting_size = size_gb
+        if auto_create is not None:
+            service.auto_create = auto_create
+
     def set_max_inflight(self, value: int) -> None:
         self._ops.max_inflight = value
 
