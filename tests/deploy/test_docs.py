@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 OPERATOR_DOCS = [
     "install.md",
+    "kubernetes-1.26-and-later.md",
     "migration.md",
     "operations.md",
     "parameters.md",
