@@ -1,7 +1,10 @@
 """``heketi-provisioner sandbox --demo``: a scripted walk-through that checks itself.
 
-Each step prints what it does and what it saw; the first step that does not hold
-ends the demo with a non-zero status naming that step.  Everything goes through
+It provisions and deletes a glusterfs volume, then the two kinds that kubelets of
+1.26 and later mount: an NFS volume (``pvtype: nfs``) and a gluster-block volume as
+an iSCSI PV with its CHAP Secret. Each step prints what it does and what it saw;
+the first step that does not hold ends the demo with a non-zero status naming that
+step.  Everything goes through
 the Kubernetes API over HTTP, as ``kubectl`` would, and the Heketi side is checked
 by asking the simulator.
 """
@@ -25,6 +28,11 @@ NAMESPACE = "default"
 SECRET = "heketi-admin"
 CLASS = "gluster-demo"
 CLAIM = "demo-claim"
+NFS_CLASS = "gluster-nfs-demo"
+NFS_CLAIM = "demo-nfs-claim"
+NFS_SERVER = "nfs-vip.gluster.local"
+BLOCK_CLASS = "gluster-block-demo"
+BLOCK_CLAIM = "demo-block-claim"
 
 
 class StepFailed(Exception):
@@ -126,9 +134,102 @@ class Demo:
             what=f"Heketi volume {volume_id} to be deleted",
         )
         self.say(f"    Heketi volume {volume_id} deleted")
+        self.run_nfs()
+        self.run_block()
 
-    def _claim_if_bound(self) -> Any:
-        claim = _get(self.kube, "persistentvolumeclaims", CLAIM, NAMESPACE)
+    # -- the kinds current kubelets mount (docs/kubernetes-1.26-and-later.md) --------
+
+    def _class(self, name: str, provisioner: str, parameters: dict[str, str]) -> None:
+        self.kube.create(
+            "storageclasses",
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {"name": name},
+                "provisioner": provisioner,
+                "reclaimPolicy": "Delete",
+                "parameters": {"resturl": self.stack.heketi_url, "restuser": "admin", **parameters},
+            },
+        )
+
+    def _bound_claim(self, name: str, storage_class: str, mode: str) -> dict[str, Any]:
+        self.begin(f"create claim {NAMESPACE}/{name} (1Gi, {mode}) and wait until Bound")
+        self.kube.create(
+            "persistentvolumeclaims",
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "spec": {
+                    "storageClassName": storage_class,
+                    "accessModes": [mode],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+            NAMESPACE,
+        )
+        claim = wait_for(
+            lambda: self._claim_if_bound(name), timeout=self.timeout, what=f"{name} to be Bound"
+        )
+        pv: dict[str, Any] = self.kube.get("persistentvolumes", claim["spec"]["volumeName"])
+        return pv
+
+    def _delete_claim(self, name: str, pv_name: str) -> None:
+        self.begin(f"delete claim {name} and wait until its PersistentVolume is gone")
+        self.kube.delete("persistentvolumeclaims", name, NAMESPACE)
+        wait_for(
+            lambda: _get(self.kube, "persistentvolumes", pv_name) is None,
+            timeout=self.timeout,
+            what=f"PersistentVolume {pv_name} to be deleted",
+        )
+
+    def run_nfs(self) -> None:
+        self.begin(f"create StorageClass {NFS_CLASS} (pvtype: nfs, nfsserver: {NFS_SERVER})")
+        self._class(
+            NFS_CLASS,
+            self.stack.options.settings.provisioner_name,
+            {"secretNamespace": NAMESPACE, "secretName": SECRET, "pvtype": "nfs",
+             "nfsserver": NFS_SERVER},
+        )  # fmt: skip
+        pv = self._bound_claim(NFS_CLAIM, NFS_CLASS, "ReadWriteMany")
+        nfs = (pv.get("spec") or {}).get("nfs") or {}
+        self.say(f"    nfs        server {nfs.get('server')} path {nfs.get('path')}")
+        if nfs.get("server") != NFS_SERVER or not str(nfs.get("path", "")).startswith("/"):
+            raise StepFailed("the PV has no spec.nfs with the class's server")
+        self._delete_claim(NFS_CLAIM, pv["metadata"]["name"])
+
+    def run_block(self) -> None:
+        block_name = self.stack.options.settings.block_provisioner_name
+        if not block_name:
+            self.say("    (block volumes are off: --block-provisioner-name is empty)")
+            return
+        self.begin(f"create StorageClass {BLOCK_CLASS} (provisioner {block_name}, CHAP on)")
+        self._class(
+            BLOCK_CLASS, block_name,
+            {"restsecretnamespace": NAMESPACE, "restsecretname": SECRET, "hacount": "3"},
+        )  # fmt: skip
+        pv = self._bound_claim(BLOCK_CLAIM, BLOCK_CLASS, "ReadWriteOnce")
+        iscsi = (pv.get("spec") or {}).get("iscsi") or {}
+        ref = iscsi.get("secretRef") or {}
+        self.say(f"    portal     {iscsi.get('targetPortal')} + {iscsi.get('portals')}")
+        self.say(f"    iqn        {iscsi.get('iqn')} lun {iscsi.get('lun')}")
+        self.say(f"    chap       Secret {ref.get('namespace')}/{ref.get('name')}")
+        secret = _get(self.kube, "secrets", str(ref.get("name")), ref.get("namespace"))
+        if not iscsi.get("targetPortal") or secret is None:
+            raise StepFailed("the PV has no iSCSI target or its CHAP Secret is missing")
+        self._delete_claim(BLOCK_CLAIM, pv["metadata"]["name"])
+        self.begin("check the block volume and the CHAP Secret are gone")
+        wait_for(
+            lambda: (
+                not self.stack.heketi.block_volumes()
+                and _get(self.kube, "secrets", str(ref.get("name")), ref.get("namespace")) is None
+            ),
+            timeout=self.timeout,
+            what="the block volume and its CHAP Secret to be deleted",
+        )
+
+    def _claim_if_bound(self, name: str = CLAIM) -> Any:
+        claim = _get(self.kube, "persistentvolumeclaims", name, NAMESPACE)
         if claim and (claim.get("status") or {}).get("phase") == "Bound":
             return claim
         return None

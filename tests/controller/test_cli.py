@@ -113,6 +113,8 @@ def test_sandbox_demo_exits_zero(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo completed: every step held" in result.stdout
     assert "Bound after" in result.stdout
+    assert "nfs        server nfs-vip.gluster.local" in result.stdout
+    assert "iqn.2016-12.org.gluster-block:" in result.stdout
 
 
 def _without_our_variables() -> dict[str, str]:
