@@ -50,7 +50,8 @@ def block_pv(**params: str) -> dict[str, Any]:
     parsed = parse_block_parameters({"resturl": "http://heketi:8080", **params})
     return build_block_pv(
         claim=CLAIM, storage_class=CLASS, params=parsed,
-        provisioner_name="gluster.org/glusterblock", volume=VOLUME, resturl="http://heketi:8080", chap=parsed.chap,
+        provisioner_name="gluster.org/glusterblock", volume=VOLUME,
+        resturl="http://heketi:8080", chap=parsed.chap,
     )  # fmt: skip
 
 
