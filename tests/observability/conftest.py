@@ -95,13 +95,15 @@ class World:
         self.user.create("secrets", secret_body(name, NAMESPACE, ADMIN_KEY), NAMESPACE)
         return name
 
-    def storage_class(self, *, secret: str | None = None, **params: str) -> str:
+    def storage_class(
+        self, *, secret: str | None = None, provisioner: str | None = None, **params: str | None
+    ) -> str:
         name = f"gluster-{next(_names)}"
         body = class_body(
             name,
             self.sim.url,
             secret=(NAMESPACE, secret or self.secret()),
-            provisioner=self.settings.provisioner_name,
+            provisioner=provisioner or self.settings.provisioner_name,
             **params,
         )
         self.user.create("storageclasses", body)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
 CONTROLLER_NAMESPACE = "heketi-provisioner"
 Grant = tuple[str, str, str, str]
+BLOCK = "gluster.org/glusterblock"
 
 JUSTIFIED: set[Grant] = {
     # Re-read after a finalizer-patch conflict; the orphan sweep's last look for a PV.
@@ -113,6 +114,16 @@ def run_flows(world: World) -> None:
     )  # fmt: skip
 
     world.delete_claim_and_wait(claim, pv)
+
+    # A block volume: its CHAP Secret is created in the claim's namespace, and deleted
+    # with the volume.
+    block_class = world.storage_class(
+        secretNamespace=None, secretName=None, restsecretnamespace="default",
+        restsecretname=world.secret(), provisioner=BLOCK,
+    )  # fmt: skip
+    block_claim = world.claim(block_class)
+    block_pv = world.bound_pv(block_claim)
+    world.delete_claim_and_wait(block_claim, block_pv)
     controller.sweep_orphans(controller.pvs.list(), controller.claims.list(),
                              controller.classes.list())  # fmt: skip
 
@@ -183,4 +194,5 @@ def test_the_flows_covered_every_kind_of_object(traffic: set[Grant]) -> None:
                          "secrets", "endpoints", "services", "events", "leases"}  # fmt: skip
     verbs = {(g[2], g[3]) for g in traffic}
     assert {("leases", "update"), ("events", "patch"), ("persistentvolumes", "delete"),
-            ("endpoints", "create")} <= verbs  # fmt: skip
+            ("endpoints", "create"), ("secrets", "create"),
+            ("secrets", "delete")} <= verbs  # fmt: skip
