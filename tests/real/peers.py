@@ -652,6 +652,10 @@ def default_topology(
     }
 
 
+BLOCK_HOSTING_GIB = 100
+"""``block_hosting_volume_size`` of every real Heketi here (and of the sandbox)."""
+
+
 def heketi_token(user: str, key: str, method: str, path: str, lifetime: float = 300.0) -> str:
     """Heketi's per-request JWT: HS256, ``iss`` = user, ``qsh`` = sha256("METHOD&/path")."""
     now = int(time.time())
@@ -733,7 +737,15 @@ def start_heketi(
         "port": str(port),
         "use_auth": True,
         "jwt": {"admin": {"key": HEKETI_ADMIN_KEY}, "user": {"key": HEKETI_USER_KEY}},
-        "glusterfs": {"executor": "mock", "db": str(workdir / "heketi.db"), "loglevel": "info"},
+        "glusterfs": {
+            "executor": "mock",
+            "db": str(workdir / "heketi.db"),
+            "loglevel": "info",
+            # Block volumes: Heketi makes block-hosting volumes itself. Its default
+            # size (1100 GiB, replica 3) cannot fit 3 nodes of 2 x 500 GiB devices.
+            "auto_create_block_hosting_volume": True,
+            "block_hosting_volume_size": BLOCK_HOSTING_GIB,
+        },
     }
     cfg = workdir / "heketi.json"
     cfg.write_text(json.dumps(config, indent=1))

@@ -26,7 +26,14 @@ import requests
 
 from provisioner.sandbox.heketi import HeketiSimulator
 
-from .peers import HEKETI_ADMIN_KEY, HEKETI_USER_KEY, Peers, default_topology, start_heketi
+from .peers import (
+    BLOCK_HOSTING_GIB,
+    HEKETI_ADMIN_KEY,
+    HEKETI_USER_KEY,
+    Peers,
+    default_topology,
+    start_heketi,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,6 +56,31 @@ ALLOWLIST: list[tuple[str, str, str]] = [
         "content-type",
         "the real binary's newer Prometheus client appends '; escaping=underscores' "
         "(a build detail of the peer, not of Heketi v10.3.0's wire format)",
+    ),
+]
+
+
+BLOCK_ALLOWLIST: list[tuple[str, str, str]] = []
+"""The block script's allowed differences (also in the sandbox README)."""
+for _step in ("block-info", "block-noauth-info"):
+    BLOCK_ALLOWLIST.append(
+        (
+            _step,
+            "body.blockvolume.iqn",
+            "the mock executor answers 'fakeIQN'; the simulator answers what gluster-block "
+            "does (iqn.2016-12.org.gluster-block:<uuid>), a name the API server accepts",
+        )
+    )
+BLOCK_ALLOWLIST += [
+    (
+        "block-info",
+        "body.blockvolume.username",
+        "the mock executor answers 'heketi-user'; gluster-block (and the simulator) a uuid",
+    ),
+    (
+        "block-info",
+        "body.blockvolume.password",
+        "the mock executor answers 'secret'; gluster-block (and the simulator) a uuid",
     ),
 ]
 
@@ -186,6 +218,34 @@ SCRIPT: list[Step] = [
 ]
 
 
+BLOCK_SCRIPT: list[Step] = [
+    Step("block-empty-list", "GET", "/blockvolumes"),
+    Step("block-bad-json", "POST", "/blockvolumes", raw=b"{not json"),
+    Step("block-unknown", "GET", "/blockvolumes/" + "0" * 32),
+    Step("block-delete-unknown", "DELETE", "/blockvolumes/" + "0" * 32),
+    Step("block-too-big", "POST", "/blockvolumes", {"size": BLOCK_HOSTING_GIB + 1}),
+    Step(
+        "block-create",
+        "POST",
+        "/blockvolumes",
+        {"size": 5, "name": "diffblock", "hacount": 3, "auth": True},
+    ),
+    Step("block-create-poll", "GET", "{queue}", poll=True),
+    Step("block-info", "GET", "/blockvolumes/{block}"),
+    Step("block-list", "GET", "/blockvolumes"),
+    Step("block-hosting-info", "GET", "/volumes/{bhv}"),
+    Step("block-cluster", "GET", "/clusters/{cluster}", capture=("node", "nodes")),
+    Step("block-create-noauth", "POST", "/blockvolumes", {"size": 3}),
+    Step("block-create-noauth-poll", "GET", "{queue}", poll=True),
+    Step("block-noauth-info", "GET", "/blockvolumes/{block}"),
+    Step("block-delete", "DELETE", "/blockvolumes/{block}"),
+    Step("block-delete-poll", "GET", "{queue}", poll=True),
+    Step("block-deleted-info", "GET", "/blockvolumes/{block}"),
+    Step("block-hosting-after", "GET", "/volumes/{bhv}"),
+]
+"""Block volumes, on a Heketi configured with auto-created block-hosting volumes of
+``BLOCK_HOSTING_GIB``."""
+
 # -- running and normalising ---------------------------------------------------------------
 
 ID = re.compile(r"[0-9a-f]{32}")
@@ -295,6 +355,8 @@ class Target:
                 self.ctx["queue"] = location
             elif location.startswith("/volumes/"):
                 self.ctx["vol"] = location.rsplit("/", 1)[1]
+            elif location.startswith("/blockvolumes/"):
+                self.ctx["block"] = location.rsplit("/", 1)[1]
         if "X-Pending" in r.headers:
             rec["x-pending"] = r.headers["X-Pending"]
         if r.headers.get("Retry-After") is not None:
@@ -307,22 +369,31 @@ class Target:
                 key, field = step.capture
                 self.ctx[key] = data[field][0]
                 self.ctx[key + "_all"] = data[field]
+            if isinstance(data, dict) and data.get("blockhostingvolume"):
+                self.ctx["bhv"] = data["blockhostingvolume"]
+            if isinstance(data, dict) and isinstance(data.get("blockvolume"), dict):
+                # which nodes export it follows node ids (random): compare them sorted
+                data["blockvolume"]["hosts"] = sorted(data["blockvolume"].get("hosts") or [])
             _flatten(_devices_by_name(_mount_stable(data)), "body", rec)
         else:
             rec["body"] = _norm_text(r.text)
         return rec
 
 
-def run_script(url: str) -> dict[str, dict[str, Any]]:
+def run_script(url: str, script: list[Step] | None = None) -> dict[str, dict[str, Any]]:
     target = Target(url)
-    return {step.name: target.run(step) for step in SCRIPT}
+    if script is not None:  # it needs the cluster id
+        target.run(Step("cluster-list", "GET", "/clusters", capture=("cluster", "clusters")))
+    return {step.name: target.run(step) for step in (SCRIPT if script is None else script)}
 
 
 def differences(
-    sim: dict[str, dict[str, Any]], real: dict[str, dict[str, Any]]
+    sim: dict[str, dict[str, Any]],
+    real: dict[str, dict[str, Any]],
+    script: list[Step] | None = None,
 ) -> list[tuple[str, str, Any, Any]]:
     out = []
-    for step in SCRIPT:
+    for step in SCRIPT if script is None else script:
         s, r = sim[step.name], real[step.name]
         for field in sorted(set(s) | set(r)):
             a, b = s.get(field, "<absent>"), r.get(field, "<absent>")
@@ -331,8 +402,9 @@ def differences(
     return out
 
 
-def allowed(step: str, field: str) -> bool:
-    return any(s == step and fnmatch.fnmatchcase(field, f) for s, f, _ in ALLOWLIST)
+def allowed(step: str, field: str, allowlist: list[tuple[str, str, str]] | None = None) -> bool:
+    entries = ALLOWLIST if allowlist is None else allowlist
+    return any(s == step and fnmatch.fnmatchcase(field, f) for s, f, _ in entries)
 
 
 # -- the peers -----------------------------------------------------------------------------
@@ -349,7 +421,10 @@ def fresh_real_heketi(real_peers: Peers, tmp_path_factory: pytest.TempPathFactor
 
 def make_twin_simulator() -> HeketiSimulator:
     """A simulator with the real peer's topology, keys and storage addresses."""
-    sim = HeketiSimulator(admin_key=HEKETI_ADMIN_KEY, user_key=HEKETI_USER_KEY, nodes=0, seed=11)
+    sim = HeketiSimulator(
+        admin_key=HEKETI_ADMIN_KEY, user_key=HEKETI_USER_KEY, nodes=0, seed=11,
+        block_hosting_volume_size=BLOCK_HOSTING_GIB,
+    )  # fmt: skip
     (cluster,) = sim.cluster_ids()
     topo = default_topology(nodes=NODES, devices=DEVICES)["clusters"][0]["nodes"]
     for n in topo:
@@ -386,3 +461,35 @@ def test_simulator_matches_real_heketi(fresh_real_heketi: str, twin_simulator: s
     }
     stale = [(s, f) for s, f, _ in ALLOWLIST if (s, f) not in used]
     assert not stale, f"allowlist entries that no longer differ (remove them): {stale}"
+
+
+@pytest.fixture
+def fresh_real_heketi_for_block(
+    real_peers: Peers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    workdir: Path = tmp_path_factory.mktemp("heketi-differential-block")
+    topology = default_topology(nodes=NODES, devices=DEVICES)
+    with start_heketi(real_peers, workdir, topology=topology) as heketi:
+        yield heketi.url
+
+
+def test_simulator_block_volumes_match_real_heketi(
+    fresh_real_heketi_for_block: str, twin_simulator: str
+) -> None:
+    real = run_script(fresh_real_heketi_for_block, BLOCK_SCRIPT)
+    sim = run_script(twin_simulator, BLOCK_SCRIPT)
+    found = differences(sim, real, BLOCK_SCRIPT)
+    unexpected = [d for d in found if not allowed(d[0], d[1], BLOCK_ALLOWLIST)]
+    assert not unexpected, "differences outside the allowlist (step, field, sim, real):\n" + (
+        "\n".join(f"  {s} {f}: sim={a!r} real={b!r}" for s, f, a, b in unexpected)
+    )
+    stale = [
+        (s, f)
+        for s, f, _ in BLOCK_ALLOWLIST
+        if not any(d[0] == s and fnmatch.fnmatchcase(d[1], f) for d in found)
+    ]
+    assert not stale, f"allowlist entries that no longer differ (remove them): {stale}"
+    # What the provisioner relies on, seen on the real one too.
+    info = real["block-info"]
+    assert info["body.name"] == "diffblock" and info["body.hacount"] == 3
+    assert len(info["body.blockvolume.hosts"]) == 3 and info["body.blockvolume.lun"] == 0

@@ -70,9 +70,10 @@ def test_a_full_hosting_volume_gets_a_second_one(
 def test_refusals(make_sim: Callable[..., HeketiSimulator]) -> None:
     sim = make_sim(block_hosting_volume_size=100)
     heketi = Heketi(sim)
-    too_big = heketi.post("/blockvolumes", {"size": 101})
-    assert too_big.status_code == 400
-    assert "Block Hosting Volume size is less than" in too_big.text
+    too_big = heketi.post("/blockvolumes", {"size": 99})  # 100 GiB less 2% holds 98
+    assert too_big.status_code == 500
+    assert "too small to host the requested block volume of size 99" in too_big.text
+    assert "minus overhead, is 98" in too_big.text
     assert heketi.post("/blockvolumes", {"size": 0}).text.startswith("validation failed: size")
     assert heketi.post("/blockvolumes", {"size": "1"}).status_code == 422
     unknown = heketi.post("/blockvolumes", {"size": 1, "clusters": ["f" * 32]})

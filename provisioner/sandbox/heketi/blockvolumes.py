@@ -39,7 +39,12 @@ RESERVED_PERCENT = 2
 BLOCK_HOSTING_OPTIONS = "group gluster-block"
 """Heketi's default ``block_hosting_volume_options``."""
 IQN_PREFIX = "iqn.2016-12.org.gluster-block:"
-TOO_BIG = "Default Block Hosting Volume size is less than block volume requested."
+TOO_BIG = (
+    "The size configured for automatic creation of block hosting volumes ({hosting}) is too "
+    "small to host the requested block volume of size {size}. The available size on this "
+    "block hosting volume, minus overhead, is {usable}. Please create a sufficiently large "
+    "block hosting volume manually."
+)
 AUTO_CREATE_OFF = (
     "Block Hosting Volume Creation is disabled. Create a Block hosting volume and try again."
 )
@@ -91,8 +96,6 @@ class BlockVolumeService:
         problems = _validation_errors(request)
         if problems:
             return error(400, problems)
-        if request["size"] > self.hosting_size:
-            return error(400, TOO_BIG)
         with self.lock:
             if not self.db.clusters:
                 return error(400, "No clusters configured")
@@ -133,6 +136,9 @@ class BlockVolumeService:
         if hosting is None:
             if not self.auto_create:
                 return AUTO_CREATE_OFF
+            usable = self.hosting_size - self.hosting_size * RESERVED_PERCENT // 100
+            if size > usable:
+                return TOO_BIG.format(hosting=self.hosting_size, size=size, usable=usable)
             made = self._new_hosting(candidates)
             if isinstance(made, str):
                 return made

@@ -125,8 +125,8 @@ def block_volume_json(block: BlockVolume) -> dict[str, Any]:
     body["name"] = block.name
     if block.hacount:
         body["hacount"] = block.hacount
-    if block.auth:
-        body["auth"] = True
+    # Heketi does not echo ``auth`` back; it adds the size usable inside the LUN.
+    body["usablesize"] = block.size
     body["id"] = block.id
     body["blockvolume"] = {
         "hosts": list(block.hosts),
