@@ -131,12 +131,13 @@ class ClaimSync:
         metrics: Metrics,
         bind_timer: BindTimer,
         gate: Callable[[Obj], str | None],
-        takeover: Callable[[], bool] = lambda: False,
+        takeover: Callable[[str | None], bool] = lambda name: False,
         pv_finalizer: bool = True,
     ) -> None:
         """``gate(storage_class)``: why not to provision on this server (None: go on).
-        ``takeover()``: we serve an in-tree plugin's name the server no longer has
-        (``contract.Takeover``), so claims carry no storage-provisioner annotation.
+        ``takeover(name)``: we serve the class's provisioner ``name`` for an in-tree plugin
+        the server no longer has (``contract.Takeover``), so its claims carry no
+        storage-provisioner annotation.
         ``pv_finalizer``: whether PVs carry our finalizer (``--no-pv-finalizer``)."""
         self.provisioner_name = provisioner_name
         self.backend = backend
@@ -161,8 +162,12 @@ class ClaimSync:
             return
         class_name = class_name_of(claim)
         storage_class = self.classes.get(class_name) if class_name else None
+        served = (storage_class or {}).get("provisioner")
         verdict = should_provision(
-            claim, storage_class, self.provisioner_name, annotation_required=not self.takeover()
+            claim,
+            storage_class,
+            self.provisioner_name,
+            annotation_required=not self.takeover(served if isinstance(served, str) else None),
         )
         if verdict is not ClaimVerdict.PROVISION:
             return  # not ours, or WaitForFirstConsumer before a node is chosen: silent

@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from provisioner.config import Settings
-from provisioner.controller.backends import served_names
+from provisioner.controller.backends import Backends, served_names
 from provisioner.controller.bind_latency import BindTimer
 from provisioner.controller.caches import Caches
 from provisioner.controller.claim_sync import ClaimSync
@@ -210,12 +210,15 @@ class Controller:
             if self.volume_sync.watched_key(pv) == key:
                 self._volume_changed(pv)
 
-    def _takeover(self) -> bool:
-        return (
-            self.server is not None
-            and isinstance(self.provisioner, Takeover)
-            and self.provisioner.plugin_removed(self.server)
-        )
+    def _takeover(self, name: str | None = None) -> bool:
+        """Whether we serve a removed in-tree plugin's name: ``name`` (a class's
+        provisioner) when given, any served name otherwise."""
+        if self.server is None:
+            return False
+        backend = self.provisioner
+        if name is not None and isinstance(backend, Backends):
+            backend = backend.by_name.get(name)  # type: ignore[assignment]
+        return isinstance(backend, Takeover) and backend.plugin_removed(self.server)
 
     def _server_resizes(self) -> bool:
         return (

@@ -134,3 +134,22 @@ def test_block_off_leaves_block_classes_alone(cluster_factory: Any) -> None:
     ours = {"Provisioning", "ProvisioningFailed", "ProvisioningSucceeded"}
     assert not [e for e in cluster.events(claim) if e.get("reason") in ours]
     assert cluster.sim.block_volumes() == []
+
+
+def test_takeover_mode_serves_glusterfs_and_block_classes_side_by_side(
+    cluster_factory: Any,
+) -> None:
+    """``--provisioner-name kubernetes.io/glusterfs`` on 1.30: its classes' claims are
+    acted on without the storage-provisioner annotation (the PV controller never sets
+    it); block claims still wait for it, as for any external name."""
+    cluster: Cluster = cluster_factory(kube_version="1.30.0", with_controller=False)
+    controller = cluster.start_controller(
+        provisioner_name="kubernetes.io/glusterfs", assume_glusterfs_plugin=True
+    )
+    file_pv = cluster.bound_pv(
+        cluster.claim(cluster.storage_class(provisioner="kubernetes.io/glusterfs"))
+    )
+    block_pv = cluster.bound_pv(cluster.claim(block_class(cluster)))
+    assert "glusterfs" in file_pv["spec"] and "iscsi" in block_pv["spec"]
+    assert controller._takeover("kubernetes.io/glusterfs") is True
+    assert controller._takeover(BLOCK) is False
