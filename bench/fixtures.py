@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioner.config import DEFAULT_PROVISIONER_NAME
+from provisioner.config import DEFAULT_BLOCK_PROVISIONER_NAME, DEFAULT_PROVISIONER_NAME
 from provisioner.gluster.credentials import heketi_secret_body
 from provisioner.gluster.objects import (
     build_endpoints,
@@ -52,8 +52,12 @@ class Servers:
         self.heketi.stop()
 
 
-def start_test_bed(workdir: Path, *, volumes: int, latency: float, max_inflight: int) -> Servers:
-    """Heketi with room for ``volumes`` 1 GiB replica-3 volumes, and the API sandbox."""
+def start_test_bed(
+    workdir: Path, *, volumes: int, latency: float, max_inflight: int, kind: str = "file"
+) -> Servers:
+    """Heketi with room for ``volumes`` 1 GiB replica-3 volumes, and the API sandbox.
+    ``kind``: the class claims use (``file``, ``nfs``: ``pvtype: nfs``, ``block``:
+    gluster-block through ``gluster.org/glusterblock``)."""
     heketi = HeketiSimulator(
         admin_key=ADMIN_KEY,
         clusters=max(1, math.ceil(volumes / VOLUMES_PER_CLUSTER)),
@@ -69,7 +73,7 @@ def start_test_bed(workdir: Path, *, volumes: int, latency: float, max_inflight:
     kube.start()
     bed = Servers(heketi, kube)
     kube.create_object("secrets", secret_body(), NAMESPACE)
-    kube.create_object("storageclasses", class_body(heketi.url))
+    kube.create_object("storageclasses", class_body(heketi.url, kind))
     return bed
 
 
@@ -77,31 +81,48 @@ def secret_body() -> Obj:
     return heketi_secret_body(SECRET, NAMESPACE, ADMIN_KEY)
 
 
-def class_body(heketi_url: str) -> Obj:
+KINDS = ("file", "nfs", "block")
+
+
+def class_body(heketi_url: str, kind: str = "file") -> Obj:
+    parameters = {
+        "resturl": heketi_url,
+        "restuser": "admin",
+        "secretNamespace": NAMESPACE,
+        "secretName": SECRET,
+        "volumetype": "replicate:3",
+    }
+    provisioner = DEFAULT_PROVISIONER_NAME
+    if kind == "nfs":
+        parameters.update(pvtype="nfs", nfsserver="nfs-vip.bench.local")
+    elif kind == "block":
+        provisioner = DEFAULT_BLOCK_PROVISIONER_NAME
+        parameters = {
+            "resturl": heketi_url,
+            "restuser": "admin",
+            "restsecretnamespace": NAMESPACE,
+            "restsecretname": SECRET,
+            "hacount": "3",
+        }
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
         "metadata": {"name": CLASS},
-        "provisioner": DEFAULT_PROVISIONER_NAME,
+        "provisioner": provisioner,
         "reclaimPolicy": "Delete",
-        "parameters": {
-            "resturl": heketi_url,
-            "restuser": "admin",
-            "secretNamespace": NAMESPACE,
-            "secretName": SECRET,
-            "volumetype": "replicate:3",
-        },
+        "parameters": parameters,
     }
 
 
-def claim_body(name: str) -> Obj:
+def claim_body(name: str, kind: str = "file") -> Obj:
+    mode = "ReadWriteOnce" if kind == "block" else "ReadWriteMany"
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
             "storageClassName": CLASS,
-            "accessModes": ["ReadWriteMany"],
+            "accessModes": [mode],
             "resources": {"requests": {"storage": "1Gi"}},
         },
     }

@@ -33,7 +33,7 @@ from benchlib import (
     rounded,
     wait_until,
 )
-from fixtures import ADMIN_KEY, NAMESPACE, BoundWatch, claim_body, start_test_bed
+from fixtures import ADMIN_KEY, KINDS, NAMESPACE, BoundWatch, claim_body, start_test_bed
 from loadgen import run_loadgen
 
 TARGETS = {
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         volumes=args.claims,
         latency=args.heketi_latency,
         max_inflight=args.heketi_inflight,
+        kind=args.kind,
     )
     controller: ControllerProcess | None = None
     try:
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.claims):
             name = f"claim-{i:05d}"
             created[name] = time.monotonic()
-            bed.kube.create_object("persistentvolumeclaims", claim_body(name), NAMESPACE)
+            bed.kube.create_object("persistentvolumeclaims", claim_body(name, args.kind), NAMESPACE)
         deadline = 120 + 10 * math.ceil(args.claims / args.heketi_inflight) * args.heketi_latency
         wait_until(
             lambda: watch.count() >= args.claims,
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     heketi_total = sum(v for k, v in heketi.items() if k != "throttled")
     return rounded(
         {
+            "kind": args.kind,
             "claims": n,
             "total_seconds": total,
             "lower_bound_seconds": lower,
@@ -174,6 +176,12 @@ def main() -> int:
         help="debug to study a run (info or lower: readiness is its start-up line)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the controller's log")
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="file",
+        help="the claims' class: glusterfs PVs (file), pvtype nfs, or gluster-block (iSCSI)",
+    )
     parser.add_argument(
         "--plot", metavar="PNG", help="also draw claims Bound over time (needs matplotlib)"
     )

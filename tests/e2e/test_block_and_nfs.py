@@ -153,3 +153,18 @@ def test_takeover_mode_serves_glusterfs_and_block_classes_side_by_side(
     assert "glusterfs" in file_pv["spec"] and "iscsi" in block_pv["spec"]
     assert controller._takeover("kubernetes.io/glusterfs") is True
     assert controller._takeover(BLOCK) is False
+
+
+def test_a_burst_on_an_empty_heketi_makes_one_block_hosting_volume(cluster_factory: Any) -> None:
+    """Heketi places a block volume only into a hosting volume whose create finished:
+    concurrent first creates would each make one (and run out of space). The first
+    create per server goes alone; the rest follow into the same hosting volume."""
+    cluster = cluster_factory(kube_version="1.30.0")
+    cluster.sim.set_latency({"blockvolume_create": 0.2})
+    name = block_class(cluster)
+    claims = [cluster.claim(name) for _ in range(6)]
+    for claim in claims:
+        cluster.bound_pv(claim)
+    assert len({b["blockhostingvolume"] for b in cluster.sim.block_volumes()}) == 1
+    assert len(cluster.sim.volumes()) == 1
+    assert cluster.heketi_counts()["POST /blockvolumes 202"] == 6

@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 
-from heketi_client import BlockVolumeCreateRequest, BlockVolumeInfo
+from heketi_client import BlockVolumeCreateRequest, BlockVolumeInfo, HeketiClient
 from heketi_client.errors import (
     HeketiConnectionError,
     HeketiError,
@@ -128,6 +128,12 @@ class BlockProvisioner:
         self._recorded: set[str] = set()  # claim uids whose record this process wrote
         self._uncertain: set[str] = set()  # a volume may exist that we do not know
         self._busy: set[str] = set()  # provisions in flight (the sweep stays off)
+        # Heketi puts a block volume only into a block-hosting volume whose own create
+        # has finished, so a burst of first creates would each make a hosting volume
+        # (1100 GiB by default) and run out of space. Until one create has succeeded on
+        # a server, this process sends its creates there one at a time.
+        self._warm: set[str] = set()
+        self._first: dict[str, threading.Lock] = {}
         self.sweeper = BlockOrphanSweeper(self, grace_seconds=orphan_grace_seconds, clock=clock)
 
     # -- Provisioner ---------------------------------------------------------------
@@ -245,14 +251,28 @@ class BlockProvisioner:
             auth=params.chap,
         )  # fmt: skip
         try:
-            with self.pool.slot(target.url):
-                volume = client.create_block_volume(request)
+            volume = self._create(client, target.url, request)
         except HeketiError as err:
             if _may_have_happened(err):
                 with self._lock:
                     self._uncertain.add(uid)
             raise failure(err) from None
         return self._remember(uid, volume, adopted=False)
+
+    def _create(
+        self, client: HeketiClient, url: str, request: BlockVolumeCreateRequest
+    ) -> BlockVolumeInfo:
+        if url not in self._warm:
+            with self._lock:
+                first = self._first.setdefault(url, threading.Lock())
+            with first:
+                if url not in self._warm:
+                    with self.pool.slot(url):
+                        volume = client.create_block_volume(request)
+                    self._warm.add(url)
+                    return volume
+        with self.pool.slot(url):
+            return client.create_block_volume(request)
 
     def _remember(self, uid: str, volume: BlockVolumeInfo, *, adopted: bool) -> BlockVolumeInfo:
         with self._lock:
