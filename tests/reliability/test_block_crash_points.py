@@ -135,7 +135,10 @@ def converge(world: World, timeout: float = 90.0) -> None:
         world.wait_for(settled, timeout, "convergence", interval=0.1)
     except Exception:
         raise AssertionError(f"not converged after {timeout}s: {wrong[:10]}") from None
-    assert world.admin_key not in world.all_output()
+    output = world.all_output()
+    assert world.admin_key not in output
+    for block in world.sim.block_volumes():  # CHAP passwords never reach a log
+        assert block["blockvolume"]["password"] not in output
 
 
 def _kill_at(world: World, step: Step, act: Callable[[], None]) -> None:

@@ -119,3 +119,35 @@ def test_a_tenant_changing_the_chap_secret_changes_nothing_the_controller_does(
     assert world.get("secrets", name, TENANT) is not None
     assert world.get("secrets", "keep-me", TENANT) is not None
     assert world.get("secrets", other_name, TENANT) is not None
+
+
+def test_nfs_pvs_take_nothing_from_the_tenant_namespace(world: World) -> None:
+    """An NFS class's server comes from the class only: a tenant's Endpoints and
+    Service named like a glusterfs PV's pair are neither used nor deleted."""
+    world.start_controller()
+    claim = world.tenant.claim("shared", "nfs")
+    uid = claim["metadata"]["uid"]
+    pair = f"glusterfs-dynamic-{uid}"
+    world.tenant.create("services", {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": pair, "namespace": TENANT},
+        "spec": {"ports": [{"port": 1}]},
+    })  # fmt: skip
+    world.tenant.create("endpoints", {
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": pair, "namespace": TENANT},
+        "subsets": [{"addresses": [{"ip": "203.0.113.66"}], "ports": [{"port": 1}]}],
+    })  # fmt: skip
+    body = class_body(
+        "nfs", world.sim.url, secret=(CONTROLLER_NAMESPACE, ADMIN_SECRET),
+        pvtype="nfs", nfsserver="10.0.0.50",
+    )  # fmt: skip
+    world.admin.create("storageclasses", body)
+
+    pv = world.bound_pv(TENANT, "shared")
+    assert pv["spec"]["nfs"]["server"] == "10.0.0.50"
+    assert "203.0.113.66" not in str(pv) and pair not in str(pv)
+    world.tenant.api.delete("persistentvolumeclaims", "shared", TENANT)
+    wait_for(lambda: not world.sim.volumes(), 30.0, "the Heketi volume to go")
+    assert world.get("services", pair, TENANT) is not None
+    assert world.get("endpoints", pair, TENANT) is not None
