@@ -353,6 +353,7 @@ class BlockProvisioner:
             ) from None
         with self._lock:
             self._known.pop(info.claim_uid or "", None)
+            self._recorded.discard(info.claim_uid or "")
 
     def _class_target(self, pv: Obj) -> tuple[str, str, str | None, str | None]:
         """A PV without our annotations nor the retired provisioner's Blockstring."""
