@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import structlog
+
 from provisioner.controller.contract import (
     Gate,
     Preparer,
@@ -32,6 +34,8 @@ from provisioner.controller.contract import (
 )
 from provisioner.controller.keys import ANN_PROVISIONED_BY
 from provisioner.k8s.versions import ServerVersion
+
+log = structlog.get_logger(__name__)
 
 __all__ = ["Backends", "served_names"]
 
@@ -132,16 +136,13 @@ class Backends:
         """Every backend's sweep; one failing does not keep the others from theirs."""
         pv_list, claim_list, class_list = list(pvs), list(claims), list(storage_classes)
         total = 0
-        failure: Exception | None = None
-        for backend in self._all():
+        for name, backend in self.by_name.items():
             if not isinstance(backend, Reconciler):
                 continue
             try:
                 total += backend.reconcile(pv_list, claim_list, class_list)
-            except Exception as exc:  # the controller logs it; the next period retries
-                failure = failure or exc
-        if failure is not None and not total:
-            raise failure
+            except Exception as exc:  # the next period is the retry
+                log.warning("orphan_sweep.failed", provisioner=name, error=str(exc)[:200])
         return total
 
     def next_reconcile_in(self) -> float | None:
