@@ -23,7 +23,10 @@ from typing import Any
 import structlog
 
 from provisioner.controller.contract import (
+    Cloner,
+    Expander,
     Gate,
+    InvalidInput,
     Preparer,
     Provisioner,
     ProvisionError,
@@ -89,6 +92,30 @@ class Backends:
         if backend is None:
             raise ProvisionError(f"no backend serves the PV {pv['metadata'].get('name')}")
         backend.delete(pv)
+
+    # -- Cloner --------------------------------------------------------------------
+
+    def clone(self, claim: Obj, storage_class: Obj, source_pv: Obj) -> Obj:
+        backend = self.for_class(storage_class)
+        if not isinstance(backend, Cloner):
+            raise InvalidInput(
+                f"spec.dataSource: provisioner {storage_class.get('provisioner')} cannot "
+                "clone volumes"
+            )
+        return backend.clone(claim, storage_class, source_pv)
+
+    # -- Expander ------------------------------------------------------------------
+
+    def expand(self, pv: Obj, requested_bytes: int) -> str:
+        backend = self.for_pv(pv)
+        if not isinstance(backend, Expander):
+            raise InvalidInput(f"PV {pv['metadata'].get('name')}: its volumes cannot grow")
+        return backend.expand(pv, requested_bytes)
+
+    def resized_by_server(self, server: ServerVersion) -> bool:
+        """The controller resizes only claims of the name it was started with (the
+        file backend's); so this is that backend's answer."""
+        return any(isinstance(b, Expander) and b.resized_by_server(server) for b in self._all())
 
     # -- Preparer ------------------------------------------------------------------
 

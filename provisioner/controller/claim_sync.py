@@ -266,7 +266,8 @@ class ClaimSync:
             storage_class,
             claims=self.claims,
             pvs=self.pvs,
-            provisioner_name=self.provisioner_name,
+            # The class's own name: a source of another backend is never copied.
+            provisioner_name=str(storage_class.get("provisioner")),
         )
         return self.cloner.clone(claim, storage_class, source_pv)
 

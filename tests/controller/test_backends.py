@@ -130,3 +130,15 @@ def test_names_must_be_given() -> None:
         Backends({})
     with pytest.raises(ValueError):
         Backends({"": BlockLike()})  # type: ignore[dict-item]
+
+
+def test_clone_and_expand_go_to_a_backend_that_can(parts: Any) -> None:
+    backends, _, _ = parts
+    from provisioner.controller.contract import Cloner, Expander, InvalidInput
+
+    assert isinstance(backends, Cloner) and isinstance(backends, Expander)
+    with pytest.raises(InvalidInput, match="spec.dataSource"):
+        backends.clone({}, {"provisioner": "gluster.org/glusterblock"}, pv_of("x"))
+    with pytest.raises(InvalidInput, match="cannot grow"):
+        backends.expand(pv_of("gluster.org/glusterblock"), 2**30)
+    assert backends.resized_by_server(SERVER) is False  # no backend here grows volumes

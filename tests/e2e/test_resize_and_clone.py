@@ -211,7 +211,9 @@ def test_clone_binds_with_its_own_volume_and_grows(cluster_factory: Any) -> None
     )
     assert [v["id"] for v in cluster.sim.volumes()] == [source_ann[VOLUME_ID]]
     assert cluster.controller is not None
-    gids = cluster.controller.provisioner.ledger.gids  # type: ignore[attr-defined]
+    # The file backend (the controller also serves the block name: a Backends).
+    backend = cluster.controller.provisioner.by_name["gluster.org/heketi"]  # type: ignore[attr-defined]
+    gids = backend.ledger.gids
     assert gids.is_used(sc, int(source_ann[GID]))
     third = cluster.claim(sc)
     assert cluster.bound_pv(third)["metadata"]["annotations"][GID] != source_ann[GID]
