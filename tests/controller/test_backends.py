@@ -137,7 +137,7 @@ def test_clone_and_expand_go_to_a_backend_that_can(parts: Any) -> None:
     from provisioner.controller.contract import Cloner, Expander, InvalidInput
 
     assert isinstance(backends, Cloner) and isinstance(backends, Expander)
-    with pytest.raises(InvalidInput, match="spec.dataSource"):
+    with pytest.raises(InvalidInput, match=r"spec\.dataSource"):
         backends.clone({}, {"provisioner": "gluster.org/glusterblock"}, pv_of("x"))
     with pytest.raises(InvalidInput, match="cannot grow"):
         backends.expand(pv_of("gluster.org/glusterblock"), 2**30)
