@@ -219,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _option(
         gone,
+        "--block-provisioner-name",
+        default=Settings().block_provisioner_name,
+        help="the block name the controller also served: its PVs are released too "
+        "(empty: none)",
+    )
+    _option(
+        gone,
         "--namespace",
         help="the controller's namespace, where its Lease is (default: $POD_NAMESPACE, "
         "else default)",
@@ -345,6 +352,7 @@ def _uninstall(args: argparse.Namespace) -> int:
     return uninstall(
         kube,
         provisioner_name=args.provisioner_name,
+        block_provisioner_name=args.block_provisioner_name,
         namespace=args.namespace or os.environ.get("POD_NAMESPACE") or Settings().namespace,
         force=args.force,
         dry_run=args.dry_run,

@@ -68,11 +68,17 @@ def uninstall(
     *,
     provisioner_name: str,
     namespace: str,
+    block_provisioner_name: str = "",
     force: bool = False,
     dry_run: bool = False,
     say: Callable[[str], None] = print,
 ) -> int:
-    """0: done (or nothing to do); 1: refused, nothing changed; 2: could not finish."""
+    """0: done (or nothing to do); 1: refused, nothing changed; 2: could not finish.
+
+    One process serves both names (the Lease is the file name's), so PVs of either
+    name are released together: leaving the block ones would hang them in Terminating.
+    """
+    names = {provisioner_name} | ({block_provisioner_name} if block_provisioner_name else set())
     try:
         holder = _lease_holder(kube, namespace, provisioner_name)
         pvs = kube.list("persistentvolumes").get("items") or []
@@ -88,7 +94,7 @@ def uninstall(
     ours = [
         pv
         for pv in pvs
-        if provisioned_by(pv, provisioner_name)
+        if any(provisioned_by(pv, name) for name in names)
         and FINALIZER in ((pv.get("metadata") or {}).get("finalizers") or ())
     ]
     busy = [(pv["metadata"]["name"], why) for pv in ours if (why := _mid_delete(pv))]

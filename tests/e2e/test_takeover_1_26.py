@@ -135,3 +135,27 @@ def test_no_pv_finalizer_writes_pvs_without_it(cluster_factory: Any) -> None:
     cluster: Cluster = cluster_factory(pv_finalizer=False)
     pv = cluster.bound_pv(cluster.claim(cluster.storage_class()))
     assert FINALIZER not in (pv["metadata"].get("finalizers") or [])
+
+
+def test_uninstall_releases_block_pvs_too(cluster_factory: Any) -> None:
+    """One process serves both names: before, uninstall left block PVs with our
+    finalizer (they would hang in Terminating once the controller is gone)."""
+    from tests.e2e.test_block_and_nfs import block_class
+
+    cluster: Cluster = cluster_factory(with_controller=False)
+    cluster.start_controller()
+    file_pv = cluster.bound_pv(cluster.claim(cluster.storage_class()))
+    block_pv = cluster.bound_pv(cluster.claim(block_class(cluster), accessModes=["ReadWriteOnce"]))
+    assert FINALIZER in block_pv["metadata"]["finalizers"]
+    cluster.stop_controller(grace=1.0)
+
+    off = _uninstall(cluster, "--block-provisioner-name", "")
+    assert off.returncode == 0, off.stdout + off.stderr
+    still = cluster.get("persistentvolumes", block_pv["metadata"]["name"])
+    assert FINALIZER in still["metadata"]["finalizers"]  # block named off: left alone
+
+    done = _uninstall(cluster)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for pv in (file_pv, block_pv):
+        found = cluster.get("persistentvolumes", pv["metadata"]["name"])
+        assert FINALIZER not in ((found or {}).get("metadata") or {}).get("finalizers", [])
