@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,33 @@ from provisioner.sandbox.kube import KubeSandbox
 def kube() -> Iterator[KubeSandbox]:
     with KubeSandbox(version="1.30.0", bookmark_interval=0.2) as sandbox:
         yield sandbox
+
+
+KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
+
+
+@pytest.fixture
+def kubectl(kube: KubeSandbox, tmp_path: Path):
+    def run(*args: str, ok: bool = True) -> str:
+        """kubectl against the sandbox; ``ok`` asserts exit 0. stdout + stderr."""
+        done = subprocess.run(
+            [
+                KUBECTL,
+                "--kubeconfig",
+                str(kube.kubeconfig_path),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if ok:
+            assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    return run
 
 
 @pytest.fixture

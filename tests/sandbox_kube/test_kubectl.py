@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from provisioner.sandbox.kube import KubeSandbox
 
-KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
+from .conftest import KUBECTL
+
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl binary not found")
 
 CLASS = """\
@@ -33,29 +32,6 @@ spec:
   accessModes: [ReadWriteOnce]
   resources: {requests: {storage: 1Gi}}
 """
-
-
-@pytest.fixture
-def kubectl(kube: KubeSandbox, tmp_path: Path):
-    def run(*args: str, ok: bool = True) -> str:
-        done = subprocess.run(
-            [
-                KUBECTL,
-                "--kubeconfig",
-                str(kube.kubeconfig_path),
-                "--cache-dir",
-                str(tmp_path / "cache"),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        if ok:
-            assert done.returncode == 0, done.stderr
-        return done.stdout + done.stderr
-
-    return run
 
 
 def test_create_apply_get_describe_delete(

@@ -143,6 +143,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
     ResourceType("", "v1", "secrets", "secret", "Secret", True, (), (), {"type": _path("type")}),
     ResourceType("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),
+    ResourceType("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",)),
     ResourceType(
         "", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",), create_on_update=True
     ),

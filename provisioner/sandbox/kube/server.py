@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
-from . import discovery
+from . import discovery, protobuf
 from .faults import Faults
 from .patching import PATCH_TYPES
 from .registry import Registry
@@ -76,6 +76,16 @@ def parse_resource_path(path: str) -> RequestInfo | None:
         rest[2] if len(rest) > 2 else "",
         legacy_watch,
     )
+
+
+def _object_body(rt: ResourceType, body: tuple[bytes, str]) -> Any:
+    """A create/update body as JSON, whichever media type it came in."""
+    media = body[1].split(";")[0].strip().lower()
+    if media == protobuf.MEDIA_TYPE:
+        return protobuf.decode(body[0], api_version=rt.api_version, kind=rt.kind)
+    if media not in ("", "application/json", "*/*"):
+        raise protobuf.unsupported(protobuf=protobuf.accepts_protobuf(rt.api_version, rt.kind))
+    return read_json(body)
 
 
 def _flag(value: str | None) -> bool:
@@ -248,10 +258,10 @@ class Api:
         if verb == "list":
             return 200, self._list(rt, info, query)
         if verb == "create":
-            return 201, self._render(rt, reg.create(rt, ns, read_json(body)))
+            return 201, self._render(rt, reg.create(rt, ns, _object_body(rt, body)))
         if verb == "update":
             existed = self.store.get(rt.storage_key, ns, name) is not None
-            obj = reg.update(rt, ns, name, read_json(body), sub)
+            obj = reg.update(rt, ns, name, _object_body(rt, body), sub)
             return (200 if existed else 201), self._render(rt, obj)
         if verb == "patch":
             content_type = body[1]

@@ -367,8 +367,20 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
     elif rt.plural == "services" and isinstance(spec, dict):
         spec.setdefault("type", "ClusterIP")
     elif rt.plural == "namespaces":
-        obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-        obj.setdefault("status", {"phase": "Active"})
+        # the real strategy always sets these, even over an empty spec/status (kubectl's
+        # protobuf body carries both, empty)
+        if not isinstance(spec, dict) or not spec.get("finalizers"):
+            obj["spec"] = {**(spec if isinstance(spec, dict) else {}), "finalizers": ["kubernetes"]}
+        status = obj.get("status")
+        if not isinstance(status, dict) or not status.get("phase"):
+            obj["status"] = {**(status if isinstance(status, dict) else {}), "phase": "Active"}
+        labels = obj["metadata"].get("labels")
+        name = obj["metadata"].get("name")
+        if isinstance(name, str) and name:
+            obj["metadata"]["labels"] = {
+                **(labels if isinstance(labels, dict) else {}),
+                "kubernetes.io/metadata.name": name,
+            }
 
 
 def validate_create(rt: ResourceType, obj: Obj) -> None:
