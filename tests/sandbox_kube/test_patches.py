@@ -33,13 +33,47 @@ def test_merge_patch(raw, made) -> None:
     assert int(out["metadata"]["resourceVersion"]) > int(made["metadata"]["resourceVersion"])
 
 
-def test_strategic_patch_replaces_lists_and_deletes_from_primitive_lists(raw, made) -> None:
+def test_strategic_patch_merges_finalizers_and_deletes_from_primitive_lists(raw, made) -> None:
+    """metadata.finalizers has patch strategy merge: a strategic patch adds to it (the
+    patch's elements first, as on kube-apiserver 1.37)."""
     status, out = raw("PATCH", PATH, {"metadata": {"finalizers": ["x/three"]}}, STRATEGIC)
     assert status == 200
-    assert out["metadata"]["finalizers"] == ["x/three"]
-    patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": ["x/three"]}}
+    assert out["metadata"]["finalizers"] == ["x/three", "x/one", "x/two"]
+    patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": ["x/three", "x/one"]}}
     _, out = raw("PATCH", PATH, patch, STRATEGIC)
-    assert not out["metadata"].get("finalizers")
+    assert out["metadata"]["finalizers"] == ["x/two"]
+    patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": ["x/two"]}}
+    _, out = raw("PATCH", PATH, patch, STRATEGIC)
+    assert "finalizers" not in out["metadata"]
+
+
+def test_strategic_patch_merges_keyed_lists_by_merge_key(raw) -> None:
+    """Service ports merge on ``port``: kubectl apply's re-apply patch changes one port,
+    deletes another and keeps the order it names."""
+    svc = {
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"app": "web"},
+            "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}],
+        },
+    }
+    assert raw("POST", "/api/v1/namespaces/default/services", svc)[0] == 201
+    patch = {
+        "spec": {
+            "$setElementOrder/ports": [{"port": 8443}, {"port": 80}],
+            "ports": [{"name": "https", "port": 8443}, {"$patch": "delete", "port": 443}],
+        }
+    }
+    status, out = raw("PATCH", "/api/v1/namespaces/default/services/web", patch, STRATEGIC)
+    assert status == 200, out
+    assert [(p["name"], p["port"]) for p in out["spec"]["ports"]] == [
+        ("https", 8443),
+        ("http", 80),
+    ]
+    # a map merges key by key
+    patch = {"spec": {"selector": {"tier": "front"}}}
+    _, out = raw("PATCH", "/api/v1/namespaces/default/services/web", patch, STRATEGIC)
+    assert out["spec"]["selector"] == {"app": "web", "tier": "front"}
 
 
 def test_json_patch(raw, made) -> None:

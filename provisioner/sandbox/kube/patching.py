@@ -1,11 +1,12 @@
 """The three patch types the API accepts for built-in kinds.
 
-Strategic merge patch is emulated as a JSON merge patch plus the ``$patch`` and
-``$retainKeys``-free subset clients send for the fields this project uses: lists
-(finalizers, containers, accessModes, subsets...) are replaced wholesale, which is what
-the real server does for lists without a merge key and is harmless for the rest.
-``$deleteFromPrimitiveList/finalizers`` is honoured because kubectl and controllers
-emit it when removing a finalizer.
+Strategic merge patch follows the kind's OpenAPI schema (``openapi.py``; the real
+server's): lists whose field says ``x-kubernetes-patch-strategy: merge`` are merged
+by their ``x-kubernetes-patch-merge-key`` (``$patch: delete`` items removed), merged
+lists of primitives (finalizers) are unions, other lists are replaced; the
+``$setElementOrder``, ``$deleteFromPrimitiveList`` and ``$retainKeys`` directives that
+kubectl apply sends are honoured. Not emulated: ``$patch: merge`` on lists and
+``retainKeys`` strategies that clear sibling fields of a union.
 """
 
 from __future__ import annotations
@@ -35,7 +36,49 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def strategic_merge_patch(target: Any, patch: Any) -> Any:
+Schema = dict[str, Any]
+
+
+class _Meta:
+    """Patch metadata from the kind's OpenAPI schema: ``x-kubernetes-patch-strategy``
+    and ``x-kubernetes-patch-merge-key`` of each field, as the real server reads them
+    from its Go types. Without a schema every list is replaced."""
+
+    def __init__(self, schemas: Schema) -> None:
+        self.schemas = schemas
+
+    def resolve(self, schema: Schema | None) -> Schema | None:
+        while schema is not None:
+            if schema.get("allOf"):
+                schema = schema["allOf"][0]
+            elif isinstance(schema.get("$ref"), str):
+                schema = self.schemas.get(schema["$ref"].rsplit("/", 1)[-1])
+            else:
+                return schema
+        return None
+
+    def field(self, schema: Schema | None, key: str) -> Schema | None:
+        """The (unresolved) schema of ``key``: its extensions sit beside the $ref."""
+        schema = self.resolve(schema)
+        if schema is None:
+            return None
+        props = schema.get("properties")
+        if isinstance(props, dict) and key in props:
+            found: Schema = props[key]
+            return found
+        extra = schema.get("additionalProperties")
+        return extra if isinstance(extra, dict) else None
+
+
+def strategic_merge_patch(
+    target: Any, patch: Any, schema: Schema | None = None, schemas: Schema | None = None
+) -> Any:
+    """Strategic merge of ``patch`` into ``target``; ``schema`` is the kind's OpenAPI
+    schema (with ``schemas`` to resolve references)."""
+    return _smp(target, patch, schema, _Meta(schemas or {}))
+
+
+def _smp(target: Any, patch: Any, schema: Schema | None, meta: _Meta) -> Any:
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     if patch.get("$patch") == "replace":
@@ -43,23 +86,85 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     if patch.get("$patch") == "delete":
         return None
     result = dict(target) if isinstance(target, dict) else {}
+    orders: dict[str, list[Any]] = {}
     for key, value in patch.items():
-        if key.startswith("$setElementOrder/") or key == "$retainKeys":
+        if key.startswith("$setElementOrder/"):
+            orders[key.split("/", 1)[1]] = value if isinstance(value, list) else []
+            continue
+        if key in ("$retainKeys", "$patch"):
             continue
         if key.startswith("$deleteFromPrimitiveList/"):
             field = key.split("/", 1)[1]
-            drop = set(value or [])
-            result[field] = [v for v in result.get(field) or [] if v not in drop]
+            drop = value if isinstance(value, list) else []
+            kept = [v for v in result.get(field) or [] if v not in drop]
+            if kept:
+                result[field] = kept
+            else:
+                result.pop(field, None)  # an empty list is not stored (omitempty)
             continue
         if value is None:
             result.pop(key, None)
+            continue
+        sub = meta.field(schema, key)
+        if isinstance(value, list):
+            result[key] = _merge_list(result.get(key), value, sub, meta)
+            continue
+        merged = _smp(result.get(key), value, sub, meta)
+        if merged is None:
+            result.pop(key, None)
         else:
-            merged = strategic_merge_patch(result.get(key), value)
-            if merged is None:
-                result.pop(key, None)
-            else:
-                result[key] = merged
+            result[key] = merged
+    for field, order in orders.items():
+        if isinstance(result.get(field), list):
+            result[field] = _reorder(result[field], order, _merge_key(meta.field(schema, field)))
+    retain = patch.get("$retainKeys")
+    if isinstance(retain, list):
+        result = {k: v for k, v in result.items() if k in retain or k in patch}
     return result
+
+
+def _merge_key(schema: Schema | None) -> str | None:
+    if schema is None or "merge" not in str(schema.get("x-kubernetes-patch-strategy", "")):
+        return None
+    key = schema.get("x-kubernetes-patch-merge-key")
+    return str(key) if key else ""  # "" : a merged list of primitives
+
+
+def _merge_list(current: Any, patch: list[Any], schema: Schema | None, meta: _Meta) -> Any:
+    key = _merge_key(schema)
+    if key is None or not isinstance(current, list):
+        return [copy.deepcopy(v) for v in patch if not (isinstance(v, dict) and "$patch" in v)]
+    if key == "":
+        # the patch's elements first, then the server's others (as the real merge does
+        # without a $setElementOrder)
+        return [copy.deepcopy(v) for v in patch] + [v for v in current if v not in patch]
+    items_schema = (meta.resolve(schema) or {}).get("items")
+    result = [copy.deepcopy(v) for v in current]
+    for item in patch:
+        if not isinstance(item, dict) or key not in item:
+            continue
+        same = [i for i, v in enumerate(result) if isinstance(v, dict) and v.get(key) == item[key]]
+        index = same[0] if same else None
+        if item.get("$patch") == "delete":
+            if index is not None:
+                result.pop(index)
+        elif index is None:
+            result.append({k: v for k, v in item.items() if k != "$patch"})
+        else:
+            result[index] = _smp(result[index], item, items_schema, meta)
+    return result
+
+
+def _reorder(items: list[Any], order: list[Any], key: str | None) -> list[Any]:
+    """``$setElementOrder``: the listed elements first, in the patch's order; the
+    server's other elements after them, in their own order."""
+
+    def ident(v: Any) -> Any:
+        return v.get(key) if key and isinstance(v, dict) else v
+
+    wanted = [ident(o) for o in order]
+    listed = sorted((v for v in items if ident(v) in wanted), key=lambda v: wanted.index(ident(v)))
+    return listed + [v for v in items if ident(v) not in wanted]
 
 
 def _pointer(path: str) -> list[str]:
@@ -149,12 +254,18 @@ def json_patch(target: Any, ops: Any) -> Any:
     return doc
 
 
-def apply_patch(content_type: str, target: dict[str, Any], patch: Any) -> dict[str, Any]:
+def apply_patch(
+    content_type: str,
+    target: dict[str, Any],
+    patch: Any,
+    schema: Schema | None = None,
+    schemas: Schema | None = None,
+) -> dict[str, Any]:
     kind = content_type.split(";")[0].strip().lower()
     if kind == MERGE:
         result = merge_patch(target, patch)
     elif kind == STRATEGIC:
-        result = strategic_merge_patch(target, patch)
+        result = strategic_merge_patch(target, patch, schema, schemas)
     elif kind == JSON_PATCH:
         result = json_patch(target, patch)
     else:

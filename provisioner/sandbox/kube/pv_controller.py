@@ -325,7 +325,7 @@ class PVController:
                     pv,
                     "Warning",
                     "VolumeFailedDelete",
-                    f"error getting deleter volume plugin for volume \"{name}\": no deletable "
+                    f'error getting deleter volume plugin for volume "{name}": no deletable '
                     "volume plugin matched",
                 )
             else:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from . import admission, events, validation
+from . import admission, events, openapi, validation
 from .patching import apply_patch
 from .resources import ResourceType
 from .status import (
@@ -308,11 +308,19 @@ class Registry:
         content_type: str,
         patch: Any,
         subresource: str = "",
+        check: Callable[[Obj], Obj] | None = None,
     ) -> Obj:
+        """``check`` sees the patched object before it is stored (field validation:
+        it may refuse it or return it without unknown fields)."""
         with self.store.lock:
             current = self.get(rt, namespace, name)
             target = copy_obj(self.present(rt, current))
-            patched = apply_patch(content_type, target, patch)
+            schema_name = openapi.kind_schema(rt)
+            schemas = openapi.schema_data()["schemas"]
+            schema = schemas.get(schema_name) if schema_name else None
+            patched = apply_patch(content_type, target, patch, schema, schemas)
+            if check is not None:
+                patched = check(patched)
             wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")
             if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
                 raise conflict(rt, name)

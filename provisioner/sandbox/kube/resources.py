@@ -199,6 +199,34 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType(
         "coordination.k8s.io", "v1", "leases", "lease", "Lease", True, create_on_update=True
     ),
+    # Stored only (no controller acts on them, RBAC is not enforced): so that
+    # `kubectl apply -k manifests/` works against the sandbox.
+    ResourceType(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        True,
+        ("deploy",),
+        ("status",),
+        categories=("all",),
+    ),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", True),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", True
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", False
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        False,
+    ),
     ResourceType(
         "events.k8s.io",
         "v1",

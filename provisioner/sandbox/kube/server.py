@@ -6,9 +6,10 @@ Framing (keep-alive, chunked watch streams) lives in ``transport.py``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from http.server import BaseHTTPRequestHandler
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
-from . import discovery, protobuf
+from . import discovery, field_validation, openapi, protobuf
 from .faults import Faults
 from .patching import PATCH_TYPES
 from .registry import Registry
@@ -78,14 +79,52 @@ def parse_resource_path(path: str) -> RequestInfo | None:
     )
 
 
-def _object_body(rt: ResourceType, body: tuple[bytes, str]) -> Any:
-    """A create/update body as JSON, whichever media type it came in."""
+def _object_body(
+    rt: ResourceType, body: tuple[bytes, str], query: dict[str, str], verb: str
+) -> tuple[Any, dict[str, str]]:
+    """A create/update body as JSON, whichever media type it came in, with unknown
+    fields handled as ``fieldValidation`` says; (object, response headers)."""
     media = body[1].split(";")[0].strip().lower()
+    check = field_validation.mode(query, verb)
     if media == protobuf.MEDIA_TYPE:
-        return protobuf.decode(body[0], api_version=rt.api_version, kind=rt.kind)
+        # a protobuf body has no unknown fields: the decoder only knows the schema's
+        return protobuf.decode(body[0], api_version=rt.api_version, kind=rt.kind), {}
     if media not in ("", "application/json", "*/*"):
         raise protobuf.unsupported(protobuf=protobuf.accepts_protobuf(rt.api_version, rt.kind))
-    return read_json(body)
+    obj = read_json(body, parse=field_validation.parse)
+    found = field_validation.problems(rt, obj)
+    if not found:
+        return obj, {}
+    if check == "Strict":
+        raise field_validation.body_error(rt, found)
+    headers = field_validation.warning_header(found) if check == "Warn" else {}
+    return field_validation.drop_unknown(rt, obj), headers
+
+
+def _patch_check(
+    rt: ResourceType, content_type: str, patch: Any, check: str, headers: dict[str, str]
+) -> Callable[[Obj], Obj]:
+    """Field validation of a patch, run on the patched object (``Registry.patch``)."""
+    strategic = content_type == "application/strategic-merge-patch+json"
+
+    def run(patched: Obj) -> Obj:
+        if strategic:
+            found = field_validation.problems(rt, patch, sort_keys=True, directives=True)
+            quoted = field_validation.go_format(patch)
+        else:
+            merge = content_type == "application/merge-patch+json"
+            found = field_validation.problems(rt, patched, sort_keys=merge)
+            quoted = json.dumps(patched, separators=(",", ":"), sort_keys=merge)
+        if not found:
+            return patched
+        if check == "Strict":
+            raise field_validation.patch_error(quoted, found)
+        if check == "Warn":
+            headers.update(field_validation.warning_header(found))
+        pruned: Obj = field_validation.drop_unknown(rt, patched)
+        return pruned
+
+    return run
 
 
 def _flag(value: str | None) -> bool:
@@ -168,7 +207,7 @@ class Api:
                 if verb in ("get", "list") and wants_table(req.headers.get("Accept", "")):
                     code, payload = 200, self._table(rt, info, verb, query)
                 else:
-                    code, payload = self._dispatch(body, rt, info, verb, query)
+                    code, payload, headers = self._dispatch(body, rt, info, verb, query)
                 if hold is not None and hold.after_effect:
                     hold.block(self.stopping)
         except ApiError as exc:
@@ -193,6 +232,11 @@ class Api:
         body: Obj | None
         if path in _HEALTH or path.startswith(tuple(p + "/" for p in _HEALTH)):
             return b"ok", "text/plain; charset=utf-8"
+        if path.startswith("/openapi/v3"):
+            doc = openapi.document(path, self.version)
+            if doc is None:
+                raise ApiError(404, "the server could not find the requested resource")
+            return doc, "application/json"
         if path == "/version":
             body = discovery.version_info(self.version)
         elif path == "/api":
@@ -250,19 +294,21 @@ class Api:
         info: RequestInfo,
         verb: str,
         query: dict[str, str],
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, dict[str, str]]:
         reg = self.registry
         ns, name, sub = info.namespace, info.name, info.subresource
         if verb == "get":
-            return 200, self._render(rt, reg.get(rt, ns, name))
+            return 200, self._render(rt, reg.get(rt, ns, name)), {}
         if verb == "list":
-            return 200, self._list(rt, info, query)
+            return 200, self._list(rt, info, query), {}
         if verb == "create":
-            return 201, self._render(rt, reg.create(rt, ns, _object_body(rt, body)))
+            obj, headers = _object_body(rt, body, query, verb)
+            return 201, self._render(rt, reg.create(rt, ns, obj)), headers
         if verb == "update":
             existed = self.store.get(rt.storage_key, ns, name) is not None
-            obj = reg.update(rt, ns, name, _object_body(rt, body), sub)
-            return (200 if existed else 201), self._render(rt, obj)
+            new, headers = _object_body(rt, body, query, verb)
+            obj = reg.update(rt, ns, name, new, sub)
+            return (200 if existed else 201), self._render(rt, obj), headers
         if verb == "patch":
             content_type = body[1]
             if content_type.split(";")[0].strip().lower() not in PATCH_TYPES:
@@ -271,17 +317,19 @@ class Api:
                     f"the body of the request was in an unknown format - "
                     f"accepted media types include: {', '.join(PATCH_TYPES)}",
                 )
-            return 200, self._render(
-                rt, reg.patch(rt, ns, name, content_type, read_json(body), sub)
-            )
+            media = content_type.split(";")[0].strip().lower()
+            patch, headers = read_json(body, parse=field_validation.parse), {}
+            check = _patch_check(rt, media, patch, field_validation.mode(query, verb), headers)
+            obj = reg.patch(rt, ns, name, content_type, patch, sub, check=check)
+            return 200, self._render(rt, obj), headers
         if verb == "delete":
             options = read_json(body, optional=True) or {}
             options = {**options, "preconditions": options.get("preconditions") or {}}
-            return 200, self._render(rt, reg.delete(rt, ns, name, options))
+            return 200, self._render(rt, reg.delete(rt, ns, name, options)), {}
         match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
         deleted = reg.delete_collection(rt, ns or None, match)
         items = b",".join(dumps(reg.present(rt, o)) for o in deleted)
-        return 200, self._list_body(rt, self.store.resource_version, items, None, 0)
+        return 200, self._list_body(rt, self.store.resource_version, items, None, 0), {}
 
     def _render(self, rt: ResourceType, obj: Obj) -> bytes:
         return dumps(self.registry.present(rt, obj))

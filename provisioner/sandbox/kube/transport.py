@@ -12,7 +12,7 @@ import json
 import select
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -41,14 +41,16 @@ def read_body(req: BaseHTTPRequestHandler) -> tuple[bytes, str]:
     return (req.rfile.read(length) if length > 0 else b""), content_type
 
 
-def read_json(body: tuple[bytes, str], *, optional: bool = False) -> Any:
+def read_json(
+    body: tuple[bytes, str], *, optional: bool = False, parse: Callable[[bytes], Any] = json.loads
+) -> Any:
     raw = body[0]
     if not raw.strip():
         if optional:
             return None
         raise bad_request("the request body is empty")
     try:
-        return json.loads(raw)
+        return parse(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"the request body is not valid JSON: {exc}") from None
 
