@@ -9,7 +9,9 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
-from provisioner.controller.keys import ANN_PROVISIONED_BY, FINALIZER
+import pytest
+
+from provisioner.controller.keys import ANN_PROVISIONED_BY, FINALIZER, PV_CONTROLLER_FINALIZER
 from provisioner.gluster.annotations import ANN_HEKETI_VOLUME_ID
 
 from .test_adoption_and_gate import IN_TREE, NAMESPACE, in_tree_volume
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from conftest import Cluster
 
 CURRENT = "1.30.2"
+PV_CONTROLLER_FINALIZER_RELEASE = "1.37.2"  # 1.31+: kubernetes.io/pv-controller
 
 
 def phase(cluster: Cluster, name: str) -> str | None:
@@ -65,15 +68,20 @@ def test_without_the_plugin_assumption_the_claim_gets_our_warning(cluster_factor
     assert cluster.sim.requests == []
 
 
-def test_a_failed_in_tree_pv_is_reclaimed(cluster_factory: Any) -> None:
-    """Before: Failed PVs were never acted on and their volumes leaked."""
-    cluster: Cluster = cluster_factory(kube_version=CURRENT, with_controller=False)
+@pytest.mark.parametrize("version", [CURRENT, PV_CONTROLLER_FINALIZER_RELEASE])
+def test_a_failed_in_tree_pv_is_reclaimed(cluster_factory: Any, version: str) -> None:
+    """Before: Failed PVs were never acted on and their volumes leaked. On 1.31+ the
+    PV controller's own finalizer is on them too, and only we lift it (after the
+    delete: before it, the PV controller puts it straight back)."""
+    cluster: Cluster = cluster_factory(kube_version=version, with_controller=False)
     sc = cluster.storage_class(provisioner=IN_TREE)
     old_claim, old_pv = in_tree_volume(cluster, sc)
     cluster.bound_pv(old_claim)
     cluster.delete_claim(old_claim)
     name = old_pv["metadata"]["name"]
     cluster.wait_for(lambda: phase(cluster, name) == "Failed", what="the PV Failed")
+    finalizers = cluster.get("persistentvolumes", name)["metadata"].get("finalizers") or []
+    assert (PV_CONTROLLER_FINALIZER in finalizers) == (version != CURRENT), finalizers
 
     cluster.start_controller(provisioner_name=IN_TREE)
     cluster.wait_for(lambda: cluster.get("persistentvolumes", name) is None, what="PV gone")

@@ -11,6 +11,11 @@
 - A volume whose claim is gone (or whose claimRef uid is an older claim's) is Released,
   and stays so: Retain waits for an admin, Delete for the external provisioner.
 - Protection finalizers are removed once the object is being deleted and is not in use.
+- On 1.31 and later (HonorPVReclaimPolicy) a dynamically provisioned Delete volume of a
+  ``kubernetes.io/*`` plugin that is not CSI-migrated carries ``kubernetes.io/pv-controller``
+  (put back whenever it is removed before the volume's DELETE; it cannot be added once
+  the volume is being deleted) and loses ``external-provisioner.volume.kubernetes.io/
+  finalizer``; a Retain or Recycle one loses ``kubernetes.io/pv-controller``.
 - On 1.26 and later the in-tree glusterfs plugin is gone, as in the real controller:
   a claim of a ``kubernetes.io/glusterfs`` class gets a Warning ProvisioningFailed
   event ("no volume plugin matched") and never the storage-provisioner annotation,
@@ -57,6 +62,24 @@ _EVENTS = by_plural("events")  # core/v1, which the real controller still writes
 
 REMOVED_PLUGINS = {"kubernetes.io/glusterfs": (1, 26)}  # plugin name -> first release without
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
+# HonorPVReclaimPolicy (GA in 1.31): the PV controller keeps its own finalizer on every
+# dynamically provisioned Delete volume of a kubernetes.io/* plugin that is not
+# CSI-migrated, and takes the external provisioner's off it.
+IN_TREE_FINALIZER = "kubernetes.io/pv-controller"
+EXTERNAL_FINALIZER = "external-provisioner.volume.kubernetes.io/finalizer"
+IN_TREE_FINALIZER_SINCE = (1, 31)
+CSI_MIGRATED = frozenset(
+    "kubernetes.io/" + p
+    for p in (
+        "aws-ebs",
+        "gce-pd",
+        "azure-file",
+        "azure-disk",
+        "cinder",
+        "vsphere-volume",
+        "portworx-volume",
+    )
+)
 
 
 def _release(version: str) -> tuple[int, int]:
@@ -303,6 +326,10 @@ class PVController:
         pv = self._store.get("persistentvolumes", "", name)
         if pv is None:
             return
+        if self._release >= IN_TREE_FINALIZER_SINCE:
+            finalizers = in_tree_finalizers(pv)
+            if finalizers is not None:
+                pv = self._registry.mutate(_PV, "", name, _set_finalizers(finalizers)) or pv
         meta, spec = pv["metadata"], pv.get("spec") or {}
         phase = (pv.get("status") or {}).get("phase")
         protected = PV_PROTECTION in (meta.get("finalizers") or [])
@@ -405,6 +432,36 @@ def _ref_matches(ref: Obj, claim: Obj) -> bool:
         and ref.get("name") == meta["name"]
         and ref.get("uid") in (None, "", meta["uid"])
     )
+
+
+def in_tree_finalizers(pv: Obj) -> list[str] | None:
+    """The finalizers the 1.31+ PV controller wants on ``pv``, or None to leave them."""
+    provisioner = _ann(pv).get(PROVISIONED_BY)
+    if provisioner is None:
+        return None  # only dynamically provisioned volumes
+    current = list(pv["metadata"].get("finalizers") or [])
+    wanted = list(current)
+    if provisioner in CSI_MIGRATED:
+        wanted = [f for f in wanted if f != IN_TREE_FINALIZER]
+    elif provisioner.startswith("kubernetes.io/"):
+        reclaim = (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy")
+        if reclaim == "Delete" and IN_TREE_FINALIZER not in wanted:
+            if not pv["metadata"].get("deletionTimestamp"):  # the server refuses it then
+                wanted.append(IN_TREE_FINALIZER)
+        elif reclaim in ("Retain", "Recycle"):
+            wanted = [f for f in wanted if f != IN_TREE_FINALIZER]
+        wanted = [f for f in wanted if f != EXTERNAL_FINALIZER]
+    return None if wanted == current else wanted
+
+
+def _set_finalizers(finalizers: list[str]) -> Any:
+    def change(obj: Obj) -> None:
+        if finalizers:
+            obj["metadata"]["finalizers"] = finalizers
+        else:
+            obj["metadata"].pop("finalizers", None)
+
+    return change
 
 
 def _drop_finalizer(finalizer: str) -> Any:
