@@ -25,6 +25,7 @@ from provisioner.controller.contract import Provisioner
 from provisioner.controller.loop import Controller
 from provisioner.gluster.block.provisioner import BlockProvisioner
 from provisioner.gluster.provisioner import GlusterProvisioner
+from provisioner.k8s.errors import KubeForbidden
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.k8s.leader import LeaderElector
 from provisioner.k8s.leases import holder_identity, lease_name
@@ -84,14 +85,26 @@ def run(
     leader_election: bool = True,
     exit_hard: Callable[[int], NoReturn] = os._exit,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or a lost Lease); the process's exit status."""
+    """Run until SIGTERM/SIGINT (or a lost Lease); the process's exit status.
+
+    Raises ``KubeForbidden`` when a startup request (the Lease, the first list of a
+    cache) is refused: the operator must grant the permission, no retry can.
+    """
     stop = stop_on_signals()
     controller = build_controller(settings)
     lost = threading.Event()
+    refused: list[KubeForbidden] = []
+
+    def forbidden(err: KubeForbidden) -> None:
+        refused.append(err)
+        stop.set()
+
     elector = (
         None
         if not leader_election
-        else leader_elector(controller, settings, stop, lost, exit_hard=exit_hard)
+        else leader_elector(
+            controller, settings, stop, lost, exit_hard=exit_hard, on_forbidden=forbidden
+        )
     )
 
     def ready() -> bool:
@@ -111,31 +124,41 @@ def run(
         settings.metrics_address, metrics=controller.metrics, ready=ready, problems=problems
     )
     if elector is None:
-        controller.start()
-        controller.metrics.leader.set(1)  # without election this replica acts as leader
+        try:
+            controller.start()
+            controller.metrics.leader.set(1)  # without election this replica acts as leader
+        except KubeForbidden as err:
+            forbidden(err)
     else:
         # Warm caches while standing by (informers only: no worker, no write), so a
         # takeover starts working at once instead of listing every PV first.
-        threading.Thread(target=_warm, args=(controller,), name="warm-caches", daemon=True).start()
+        threading.Thread(
+            target=_warm, args=(controller, forbidden), name="warm-caches", daemon=True
+        ).start()
         elector.start()
     stop.wait()
     # Lost the Lease: another replica may already be working, stop at once.
     lost_lease = lost.is_set()  # release() below ends leadership too: decide now
-    finished = controller.stop(0.0 if lost_lease else settings.shutdown_grace)
-    if elector is not None and lost_lease:
-        elector.stop()  # reached only when exit_hard returned (tests): no write to a lost Lease
+    finished = controller.stop(0.0 if lost_lease or refused else settings.shutdown_grace)
+    if elector is not None and (lost_lease or refused):
+        elector.stop()  # lost: no write to a lost Lease (reached only in tests); refused: none
     elif elector is not None:
         elector.release()
     controller.metrics.leader.set(0)
     if health is not None:
         health.stop()
+    if refused:
+        raise refused[0]
     return 0 if finished and not lost_lease else 1
 
 
-def _warm(controller: Controller) -> None:
-    """Fill the caches in the background; a failure here is retried by ``start``."""
+def _warm(controller: Controller, on_forbidden: Callable[[KubeForbidden], None]) -> None:
+    """Fill the caches in the background; a failure here is retried by ``start``,
+    except a 403: a standby without the permission could never take over either."""
     try:
         controller.warm()
+    except KubeForbidden as err:
+        on_forbidden(err)
     except Exception as exc:
         log.warning("controller.warm_failed", error=str(exc)[:200])
 
@@ -147,9 +170,11 @@ def leader_elector(
     lost: threading.Event,
     *,
     exit_hard: Callable[[int], NoReturn] = os._exit,
+    on_forbidden: Callable[[KubeForbidden], None] | None = None,
 ) -> LeaderElector:
     """Start the controller when elected; on losing the Lease, exit (the pod restarts
-    as a standby), as client-go users do."""
+    as a standby), as client-go users do. A 403 on the Lease or on the controller's
+    first lists goes to ``on_forbidden`` (when given)."""
 
     def start_in_background() -> None:  # callbacks must return at once
         controller.metrics.leader.set(1)
@@ -157,6 +182,11 @@ def leader_elector(
         def start() -> None:
             try:
                 controller.start()
+            except KubeForbidden as err:
+                if on_forbidden is None:
+                    stop.set()
+                    raise
+                on_forbidden(err)
             except Exception:
                 stop.set()
                 raise
@@ -192,5 +222,6 @@ def leader_elector(
         on_stopped_leading=step_down,
         on_lost_leading=exit_at_once,
         watch=True,  # see each renewal at once: a takeover waits one lease duration
+        on_forbidden=on_forbidden,
     )
     return elector

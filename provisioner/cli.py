@@ -23,6 +23,7 @@ from provisioner import __version__
 from provisioner.app import run, stop_on_signals
 from provisioner.audit.command import add_audit_arguments, audit_main
 from provisioner.config import Settings, SettingsError
+from provisioner.k8s.errors import KubeForbidden
 from provisioner.observability import configure_logging
 from provisioner.sandbox.demo import run_demo
 from provisioner.sandbox.stack import SandboxStack, StackOptions
@@ -366,6 +367,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except KubeForbidden as err:
+        # one line the operator can act on, not a traceback
+        what = (
+            f"{err.user or 'this identity'} may not {err.permission}" if err.verb else err.message
+        )
+        print(
+            f"{PROG}: error: forbidden: {what}; grant it in the controller's RBAC "
+            "(manifests/rbac.yaml, or the Helm chart's)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _main(argv: list[str]) -> int:

@@ -6,6 +6,7 @@
      ├── KubeNotFound        404
      ├── KubeConflict        409 (resourceVersion / uid precondition failed)
      │    └── KubeAlreadyExists   409 with reason AlreadyExists
+     ├── KubeForbidden       403 (RBAC: names the verb, resource and namespace refused)
      ├── KubeGone            410 (watch or list resourceVersion too old)
      └── KubeUnavailable     status 0: connection refused/reset, timeout, TLS
 
@@ -16,11 +17,13 @@ and it ends up in events and logs.
 from __future__ import annotations
 
 import json
+import re
 
 __all__ = [
     "KubeAPIError",
     "KubeAlreadyExists",
     "KubeConflict",
+    "KubeForbidden",
     "KubeGone",
     "KubeNotFound",
     "KubeUnavailable",
@@ -56,6 +59,38 @@ class KubeGone(KubeAPIError):
     pass
 
 
+# The authorizer's wording: 'User "u" cannot list resource "r" in API group "g" at the
+# cluster scope' or '... in the namespace "n"'.
+_DENIED = re.compile(
+    r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)" '
+    r'in API group "(?P<group>[^"]*)" '
+    r'(?:at the cluster scope|in the namespace "(?P<namespace>[^"]*)")'
+)
+
+
+class KubeForbidden(KubeAPIError):
+    """403: the caller's RBAC lacks a permission; ``permission`` says which."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(status, reason, message)
+        found = _DENIED.search(message)
+        self.user = found["user"] if found else ""
+        self.verb = found["verb"] if found else ""
+        group = found["group"] if found else ""
+        resource = found["resource"] if found else ""
+        self.resource = f"{resource}.{group}" if resource and group else resource
+        self.namespace = (found["namespace"] or "") if found else ""
+
+    @property
+    def permission(self) -> str:
+        """'list persistentvolumeclaims (all namespaces)' / 'get leases.coordination.k8s.io
+        in namespace "ns"'; the server's message when it has another shape."""
+        if not self.verb:
+            return self.message
+        where = f'in namespace "{self.namespace}"' if self.namespace else "(all namespaces)"
+        return f"{self.verb} {self.resource} {where}"
+
+
 class KubeUnavailable(KubeAPIError):
     """The request never got an HTTP answer; it may or may not have been applied."""
 
@@ -73,6 +108,8 @@ def error_from_status(status: int, body: bytes | str | None) -> KubeAPIError:
         message = str(doc.get("message") or "")
     if not message:
         message = text.strip() or "no message"
+    if status == 403:
+        return KubeForbidden(status, reason or "Forbidden", message)
     if status == 404:
         return KubeNotFound(status, reason or "NotFound", message)
     if status == 409:

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from provisioner.k8s.errors import KubeAPIError, KubeGone
+from provisioner.k8s.errors import KubeAPIError, KubeForbidden, KubeGone
 from provisioner.k8s.kubeapi import KubeAPI, KubeObject
 from provisioner.k8s.watching import WatchStream
 
@@ -158,6 +158,8 @@ class Informer:
         self._lock = threading.Lock()
         self._handlers: builtins.list[_Handlers] = []
         self._synced = threading.Event()
+        self.forbidden: KubeForbidden | None = None  # the first list's 403, if any
+        self._first_answer = threading.Event()  # synced, or the first list refused
         self._stopped = threading.Event()
         self._stream: WatchStream | None = None
         self._thread: threading.Thread | None = None
@@ -205,7 +207,14 @@ class Informer:
         return thread is None or thread.is_alive() or self._stopped.is_set()
 
     def wait_for_sync(self, timeout: float) -> bool:
-        return self._synced.wait(timeout)
+        """True once listed; raises ``KubeForbidden`` as soon as the first list is
+        refused (no retry can grant a permission: the operator must)."""
+        self._first_answer.wait(timeout)
+        if self._synced.is_set():
+            return True
+        if self.forbidden is not None:
+            raise self.forbidden
+        return False
 
     def get(self, key: str) -> KubeObject | None:
         with self._lock:
@@ -237,6 +246,9 @@ class Informer:
             except Exception as exc:  # keep the cache alive through any API trouble
                 if self._stopped.is_set():
                     return
+                if isinstance(exc, KubeForbidden) and not self._synced.is_set():
+                    self.forbidden = exc
+                    self._first_answer.set()
                 failures += 1
                 delay = min(self.retry_cap, self.retry_base * 2 ** min(failures - 1, 16))
                 log.warning(
@@ -291,6 +303,7 @@ class Informer:
             if key not in fresh:
                 self._dispatch_delete(obj or _stub(key))
         self._synced.set()
+        self._first_answer.set()
 
     def _watch_once(self) -> None:
         stream = self.kube.open_watch(

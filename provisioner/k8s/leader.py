@@ -54,7 +54,7 @@ from typing import Any
 
 import structlog
 
-from provisioner.k8s.errors import KubeAPIError, KubeConflict, KubeNotFound
+from provisioner.k8s.errors import KubeAPIError, KubeConflict, KubeForbidden, KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI, KubeObject
 from provisioner.k8s.leases import RESOURCE, lease_body, lease_spec
 
@@ -82,13 +82,16 @@ class LeaderElector:
         on_started_leading: Callable[[], None],
         on_stopped_leading: Callable[[], None],
         on_lost_leading: Callable[[], None] | None = None,
+        on_forbidden: Callable[[KubeForbidden], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wait: Callable[[threading.Event, float], bool] = threading.Event.wait,
         watch: bool = False,
     ) -> None:
         """``clock`` and ``wait`` (wait for the event, at most that many seconds) come
         together: a fake clock's ``wait`` moves it forward, so tests run the whole
-        schedule without real time passing."""
+        schedule without real time passing. ``on_forbidden``, if given, is told of a
+        403 before the first acquisition and ends the election (waiting cannot grant a
+        permission); without it such a 403 is retried like any other error."""
         if not identity:
             raise ValueError("identity must not be empty")
         if not 0 < retry_period < renew_deadline < lease_duration:
@@ -106,6 +109,7 @@ class LeaderElector:
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
         self._on_lost = on_lost_leading
+        self._on_forbidden = on_forbidden
         self._clock = clock
         self._wait = wait
         self._stop = threading.Event()
@@ -219,6 +223,13 @@ class LeaderElector:
                 if conflicts <= 2:
                     continue  # someone wrote in between: read again at once
                 self._note_error(err)
+            except KubeForbidden as err:
+                if self._on_forbidden is None:
+                    self._note_error(err)
+                else:
+                    self._stop.set()
+                    self._on_forbidden(err)
+                    return False
             except KubeAPIError as err:
                 self._note_error(err)
             except Exception:  # a bug must not kill the thread silently

@@ -10,8 +10,8 @@ import threading
 from dataclasses import dataclass
 
 from ..holding import Hold
-from .resources import WRITE_VERBS
-from .status import REASONS, ApiError
+from .resources import ALL_VERBS, WRITE_VERBS, ResourceType
+from .status import REASONS, ApiError, qualified
 from .store import Store
 
 
@@ -31,10 +31,18 @@ class _WriteFailure:
     verbs: frozenset[str]
 
 
+@dataclass(frozen=True)
+class _Denial:
+    resource: str
+    verbs: frozenset[str]
+    user: str
+
+
 class Faults:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = threading.Lock()
+        self._denials: list[_Denial] = []
         self._write_failures: list[_WriteFailure] = []
         self._expire: list[str | None] = []
         self._holds: list[_WriteHold] = []
@@ -84,8 +92,23 @@ class Faults:
             self._holds.append(_WriteHold(resource, chosen, hold))
         return hold
 
+    def deny(
+        self,
+        resource: str,
+        verbs: set[str] | frozenset[str] | list[str] | None = None,
+        *,
+        user: str = "system:serviceaccount:heketi-provisioner:heketi-provisioner",
+    ) -> None:
+        """Answer 403 to ``verbs`` (RBAC verbs; all when None) on ``resource`` (a plural)
+        until ``clear()``, in the RBAC authorizer's words: what a missing Role rule does.
+        There is no authorization otherwise."""
+        chosen = frozenset(verbs) if verbs is not None else frozenset(ALL_VERBS)
+        with self._lock:
+            self._denials.append(_Denial(resource, chosen, user))
+
     def clear(self) -> None:
         with self._lock:
+            self._denials.clear()
             self._write_failures.clear()
             self._expire.clear()
             holds, self._holds = self._holds, []
@@ -94,6 +117,27 @@ class Faults:
             armed.hold.release()
 
     # -- consulted by the server ----------------------------------------------
+
+    def take_denial(
+        self, verb: str, rt: ResourceType, namespace: str, name: str
+    ) -> ApiError | None:
+        with self._lock:
+            found = next(
+                (d for d in self._denials if d.resource == rt.plural and verb in d.verbs), None
+            )
+        if found is None:
+            return None
+        target = f'{qualified(rt)} "{name}"' if name else qualified(rt)
+        scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+        details = {"kind": rt.plural, **({"name": name} if name else {})}
+        if rt.group:
+            details["group"] = rt.group
+        return ApiError(
+            403,
+            f'{target} is forbidden: User "{found.user}" cannot {verb} resource '
+            f'"{rt.plural}" in API group "{rt.group}" {scope}',
+            details=details,
+        )
 
     def take_write_failure(self, verb: str, resource: str, subresource: str) -> ApiError | None:
         full = f"{resource}/{subresource}" if subresource else resource

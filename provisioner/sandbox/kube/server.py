@@ -188,6 +188,9 @@ class Api:
                     info.group,
                     url.path,
                 )
+                denied = self.faults.take_denial(verb, rt, info.namespace, info.name)
+                if denied is not None:
+                    raise denied
                 if verb == "watch":
                     as_table = wants_table(req.headers.get("Accept", ""))
                     lines = self._watch_lines(rt, info, query, as_table)

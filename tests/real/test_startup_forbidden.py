@@ -1,0 +1,42 @@
+"""Startup without the RBAC of manifests/ on a real authorizer: ``run`` ends with one
+line naming the refused verb, resource and namespace, and exit status 1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .peers import RealKube
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ((), 'may not get leases.coordination.k8s.io in namespace "bare"'),
+        (("--no-leader-election",), "may not list "),  # whichever cache lists first
+    ],
+)
+def test_a_serviceaccount_without_rbac_gets_one_line(
+    real_kube: RealKube, flags: tuple[str, ...], expected: str
+) -> None:
+    kubeconfig = real_kube.mint_serviceaccount_kubeconfig("bare", "nobody")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEKETI_PROVISIONER_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "provisioner", "run", "--kubeconfig", str(kubeconfig),
+         "--namespace", "bare", "--metrics-address", "", *flags],
+        capture_output=True, text=True, timeout=90, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert errors[0].startswith(
+        "heketi-provisioner: error: forbidden: system:serviceaccount:bare:nobody "
+    )
+    assert expected in errors[0]
+    assert "(all namespaces)" in errors[0] or "in namespace" in errors[0]
