@@ -11,7 +11,6 @@ pattern, reason); the same list is in ``provisioner/sandbox/heketi/README.md``.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import re
 import time
@@ -26,6 +25,7 @@ import requests
 
 from provisioner.sandbox.heketi import HeketiSimulator
 
+from .differential import check_against_allowlist, differences, flatten
 from .peers import (
     BLOCK_HOSTING_GIB,
     HEKETI_ADMIN_KEY,
@@ -257,22 +257,7 @@ def _norm_text(text: str) -> str:
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        if not value:
-            out[prefix] = {}
-        for k, v in value.items():
-            _flatten(v, f"{prefix}.{k}", out)
-    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        out[prefix + "[]"] = len(value)
-        for i, v in enumerate(value):
-            _flatten(v, f"{prefix}[{i}]", out)
-    elif isinstance(value, list):
-        out[prefix] = [_norm_text(v) if isinstance(v, str) else v for v in value]
-    elif isinstance(value, str):
-        out[prefix] = _norm_text(value)
-    else:
-        out[prefix] = value
-        out[prefix + ":type"] = type(value).__name__
+    flatten(value, prefix, out, _norm_text)
 
 
 def _mount_stable(body: Any) -> Any:
@@ -387,24 +372,8 @@ def run_script(url: str, script: list[Step] | None = None) -> dict[str, dict[str
     return {step.name: target.run(step) for step in (SCRIPT if script is None else script)}
 
 
-def differences(
-    sim: dict[str, dict[str, Any]],
-    real: dict[str, dict[str, Any]],
-    script: list[Step] | None = None,
-) -> list[tuple[str, str, Any, Any]]:
-    out = []
-    for step in SCRIPT if script is None else script:
-        s, r = sim[step.name], real[step.name]
-        for field in sorted(set(s) | set(r)):
-            a, b = s.get(field, "<absent>"), r.get(field, "<absent>")
-            if a != b:
-                out.append((step.name, field, a, b))
-    return out
-
-
-def allowed(step: str, field: str, allowlist: list[tuple[str, str, str]] | None = None) -> bool:
-    entries = ALLOWLIST if allowlist is None else allowlist
-    return any(s == step and fnmatch.fnmatchcase(field, f) for s, f, _ in entries)
+def _names(script: list[Step]) -> list[str]:
+    return [step.name for step in script]
 
 
 # -- the peers -----------------------------------------------------------------------------
@@ -449,18 +418,7 @@ def twin_simulator() -> Iterator[str]:
 def test_simulator_matches_real_heketi(fresh_real_heketi: str, twin_simulator: str) -> None:
     real = run_script(fresh_real_heketi)
     sim = run_script(twin_simulator)
-    found = differences(sim, real)
-    unexpected = [d for d in found if not allowed(d[0], d[1])]
-    assert not unexpected, "differences outside the allowlist (step, field, sim, real):\n" + (
-        "\n".join(f"  {s} {f}: sim={a!r} real={b!r}" for s, f, a, b in unexpected)
-    )
-    used = {
-        (s, f)
-        for s, f, _ in ALLOWLIST
-        if any(d[0] == s and fnmatch.fnmatchcase(d[1], f) for d in found)
-    }
-    stale = [(s, f) for s, f, _ in ALLOWLIST if (s, f) not in used]
-    assert not stale, f"allowlist entries that no longer differ (remove them): {stale}"
+    check_against_allowlist(differences(_names(SCRIPT), sim, real), ALLOWLIST)
 
 
 @pytest.fixture
@@ -478,17 +436,7 @@ def test_simulator_block_volumes_match_real_heketi(
 ) -> None:
     real = run_script(fresh_real_heketi_for_block, BLOCK_SCRIPT)
     sim = run_script(twin_simulator, BLOCK_SCRIPT)
-    found = differences(sim, real, BLOCK_SCRIPT)
-    unexpected = [d for d in found if not allowed(d[0], d[1], BLOCK_ALLOWLIST)]
-    assert not unexpected, "differences outside the allowlist (step, field, sim, real):\n" + (
-        "\n".join(f"  {s} {f}: sim={a!r} real={b!r}" for s, f, a, b in unexpected)
-    )
-    stale = [
-        (s, f)
-        for s, f, _ in BLOCK_ALLOWLIST
-        if not any(d[0] == s and fnmatch.fnmatchcase(d[1], f) for d in found)
-    ]
-    assert not stale, f"allowlist entries that no longer differ (remove them): {stale}"
+    check_against_allowlist(differences(_names(BLOCK_SCRIPT), sim, real), BLOCK_ALLOWLIST)
     # What the provisioner relies on, seen on the real one too.
     info = real["block-info"]
     assert info["body.name"] == "diffblock" and info["body.hacount"] == 3

@@ -49,6 +49,9 @@ def from_core(obj: Obj) -> Obj:
     for new, old in _RENAMES:
         if old in obj:
             out[new] = obj[old]
+    for empty in ("reportingController", "reportingInstance"):  # omitempty in this group
+        if out.get(empty) == "":
+            del out[empty]
     # Old-style events have no eventTime, which events.k8s.io/v1 requires (the official
     # Python client refuses to decode such an event): derive one from the timestamps.
     if not out.get("eventTime"):

@@ -167,6 +167,14 @@ def _reorder(items: list[Any], order: list[Any], key: str | None) -> list[Any]:
     return listed + [v for v in items if ident(v) not in wanted]
 
 
+def _rejected() -> ApiError:
+    """A JSON patch that cannot apply (missing path, failed test, bad index): the real
+    server says no more than this."""
+    return ApiError(
+        422, "the server rejected our request due to an error in our request", details={}
+    )
+
+
 def _pointer(path: str) -> list[str]:
     if path == "":
         return []
@@ -183,11 +191,7 @@ def _walk(doc: Any, parts: list[str], path: str) -> Any:
         elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
             cur = cur[int(part)]
         else:
-            raise ApiError(
-                422,
-                f"the server rejected our request due to an error in our request: "
-                f'doc is missing path: "{path}"',
-            )
+            raise _rejected()
     return cur
 
 
@@ -200,13 +204,13 @@ def _set(parent: Any, key: str, value: Any, *, insert: bool, path: str) -> None:
             parent.append(value)
             return
         if not key.isdigit() or int(key) > len(parent) or (not insert and int(key) >= len(parent)):
-            raise ApiError(422, f'unable to apply JSON patch: index out of range at "{path}"')
+            raise _rejected()
         if insert:
             parent.insert(int(key), value)
         else:
             parent[int(key)] = value
         return
-    raise ApiError(422, f'doc is missing path: "{path}"')
+    raise _rejected()
 
 
 def json_patch(target: Any, ops: Any) -> Any:
@@ -221,7 +225,7 @@ def json_patch(target: Any, ops: Any) -> Any:
         parts = _pointer(path)
         if kind == "test":
             if _walk(doc, parts, path) != op.get("value"):
-                raise ApiError(422, f"testing value {path} failed: test failed")
+                raise _rejected()
             continue
         if kind in ("add", "replace", "copy", "move"):
             if kind in ("copy", "move"):
@@ -268,12 +272,14 @@ def apply_patch(
         result = strategic_merge_patch(target, patch, schema, schemas)
     elif kind == JSON_PATCH:
         result = json_patch(target, patch)
-    else:
+    elif kind == APPLY:
         raise ApiError(
             415,
             f"the body of the request was in an unknown format - accepted media types "
             f"include: {', '.join(PATCH_TYPES)}",
         )
+    else:
+        raise ApiError(415, "415: Unsupported Media Type", details={})
     if not isinstance(result, dict):
         raise bad_request("patch did not produce an object")
     return result

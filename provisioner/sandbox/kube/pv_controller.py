@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from .admission import BETA_CLASS_ANNOTATION, PV_PROTECTION, PVC_PROTECTION
+from .deprecations import release as _release
 from .matching import fitting_size
 from .registry import Registry, now
 from .resources import by_plural
@@ -80,14 +81,6 @@ CSI_MIGRATED = frozenset(
         "portworx-volume",
     )
 )
-
-
-def _release(version: str) -> tuple[int, int]:
-    parts = version.lstrip("v").split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return (1, 25)
 
 
 def _ann(obj: Obj) -> dict[str, str]:

@@ -274,6 +274,9 @@ class Registry:
             if old_meta.get("deletionTimestamp"):
                 added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
                 if added:
+                    # Go's %#v of the added ones, in the new list's order
+                    found = [f for f in meta.get("finalizers") or [] if f in added]
+                    listed = ", ".join(json.dumps(f) for f in found)
                     raise invalid(
                         rt,
                         old_meta["name"],
@@ -282,7 +285,7 @@ class Registry:
                                 "metadata.finalizers",
                                 "FieldValueForbidden",
                                 "Forbidden: no new finalizers can be added if the object is being "
-                                "deleted",
+                                f"deleted, found new finalizers []string{{{listed}}}",
                             )
                         ],
                     )
@@ -292,12 +295,15 @@ class Registry:
         if new == current:
             return current
         if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            self.store.put(rt.storage_key, new, "MODIFIED", current)
+            # As the real registry: the update that lifts the last finalizer deletes
+            # instead of writing; watchers see one DELETED with the last stored state,
+            # the writer gets its object at the deletion's resourceVersion.
             final = self.store.remove(
                 rt.storage_key, old_meta.get("namespace", ""), old_meta["name"]
             )
             assert final is not None
-            return final
+            new["metadata"]["resourceVersion"] = final["metadata"]["resourceVersion"]
+            return new
         return self.store.put(rt.storage_key, new, "MODIFIED", current)
 
     def patch(

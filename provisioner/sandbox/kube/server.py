@@ -18,15 +18,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
-from . import discovery, field_validation, openapi, protobuf
+from . import deprecations, discovery, field_validation, openapi, protobuf
 from .faults import Faults
-from .patching import PATCH_TYPES
+from .patching import PATCH_TYPES, apply_patch
 from .registry import Registry
 from .request_log import RequestLog, RequestRecord
 from .resources import ResourceType, lookup
 from .selectors import compile_filter
 from .status import ApiError, bad_request
-from .store import Store, WatchExpired, dumps
+from .store import Store, WatchExpired, dumps, list_item
 from .tables import table, wants_table
 from .transport import peer_closed, read_body, read_json, send, stream
 from .watch import WatchStream, expired_line
@@ -211,6 +211,8 @@ class Api:
                     code, payload = 200, self._table(rt, info, verb, query)
                 else:
                     code, payload, headers = self._dispatch(body, rt, info, verb, query)
+                    if verb in ("create", "update", "patch") and not info.subresource:
+                        headers = self._with_deprecations(rt, payload, headers)
                 if hold is not None and hold.after_effect:
                     hold.block(self.stopping)
         except ApiError as exc:
@@ -223,6 +225,21 @@ class Api:
         # already see its request in the log.
         self.log.add(record._replace(status=code))
         send(req, code, payload, headers, content_type)
+
+    def _with_deprecations(
+        self, rt: ResourceType, payload: bytes, headers: dict[str, str]
+    ) -> dict[str, str]:
+        """Add the registry's deprecation warnings for the written object."""
+        if rt.plural not in ("persistentvolumes", "persistentvolumeclaims"):
+            return headers
+        found = deprecations.warnings(
+            rt.plural, json.loads(payload), deprecations.release(self.version)
+        )
+        extra = field_validation.warning_header(found).get("Warning")
+        if not extra:
+            return headers
+        joined = ", ".join(h for h in (headers.get("Warning"), extra) if h)
+        return {**headers, "Warning": joined}
 
     def _authenticate(self, req: BaseHTTPRequestHandler) -> None:
         if self.token is None:
@@ -278,12 +295,16 @@ class Api:
         verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
         verb = verbs.get(method)
         if verb is None:
-            raise ApiError(405, "the server does not allow this method on the requested resource")
+            raise ApiError(
+                405, "the server does not allow this method on the requested resource", details={}
+            )
         if verb == "delete" and not info.name:
             verb = "deletecollection"
         needs_name = verb in ("update", "patch", "delete")
         if (needs_name and not info.name) or (verb == "create" and info.name):
-            raise ApiError(405, "the server does not allow this method on the requested resource")
+            raise ApiError(
+                405, "the server does not allow this method on the requested resource", details={}
+            )
         if rt.namespaced and not info.namespace and verb != "list":
             raise not_found
         return rt, verb
@@ -314,13 +335,9 @@ class Api:
             return (200 if existed else 201), self._render(rt, obj), headers
         if verb == "patch":
             content_type = body[1]
-            if content_type.split(";")[0].strip().lower() not in PATCH_TYPES:
-                raise ApiError(
-                    415,
-                    f"the body of the request was in an unknown format - "
-                    f"accepted media types include: {', '.join(PATCH_TYPES)}",
-                )
             media = content_type.split(";")[0].strip().lower()
+            if media not in PATCH_TYPES:
+                apply_patch(media, {}, None)  # raises the 415 the real server gives
             patch, headers = read_json(body, parse=field_validation.parse), {}
             check = _patch_check(rt, media, patch, field_validation.mode(query, verb), headers)
             obj = reg.patch(rt, ns, name, content_type, patch, sub, check=check)
@@ -347,9 +364,9 @@ class Api:
             rt, info.namespace or None, match, limit=limit, continue_token=query.get("continue")
         )
         if rt.storage:
-            items = b",".join(dumps(self.registry.present(rt, e.obj)) for e in entries)
+            items = b",".join(dumps(list_item(self.registry.present(rt, e.obj))) for e in entries)
         else:
-            items = b",".join(e.raw() for e in entries)
+            items = b",".join(e.item_raw() for e in entries)
         return self._list_body(rt, rv, items, token, remaining)
 
     @staticmethod

@@ -35,19 +35,32 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def list_item(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+
+
 class Entry:
     """A stored object with its JSON serialized at most once."""
 
-    __slots__ = ("_raw", "obj")
+    __slots__ = ("_item_raw", "_raw", "obj")
 
     def __init__(self, obj: Obj) -> None:
         self.obj = obj
         self._raw: bytes | None = None
+        self._item_raw: bytes | None = None
 
     def raw(self) -> bytes:
         raw = self._raw
         if raw is None:
             raw = self._raw = dumps(self.obj)
+        return raw
+
+    def item_raw(self) -> bytes:
+        """The JSON as an item of a List: a real server leaves out kind and apiVersion
+        there (they are the List's, minus "List"); watch events and GETs keep them."""
+        raw = self._item_raw
+        if raw is None:
+            raw = self._item_raw = dumps(list_item(self.obj))
         return raw
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -71,7 +72,9 @@ PV_SOURCES = (
 )
 _MSG_DNS = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-    "'-' or '.', and must start and end with an alphanumeric character"
+    "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
+    "regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
 )
 
 
@@ -207,10 +210,20 @@ def _claim_causes(obj: Obj) -> list[Cause]:
 def _volume_causes(obj: Obj) -> list[Cause]:
     spec = obj.get("spec") or {}
     causes = _access_mode_causes(spec)
-    storage = (spec.get("capacity") or {}).get("storage")
-    if storage is None:
+    capacity = spec.get("capacity")
+    storage = (capacity or {}).get("storage")
+    if not capacity:
         causes.append(("spec.capacity", "FieldValueRequired", "Required value"))
-    elif parse_quantity(storage) is None:
+    if storage is None or len(capacity or {}) > 1:
+        shown = json.dumps(capacity if capacity is not None else None)
+        causes.append(
+            (
+                "spec.capacity",
+                "FieldValueNotSupported",
+                f'Unsupported value: {shown}: supported values: "storage"',
+            )
+        )
+    if storage is not None and parse_quantity(storage) is None:
         causes.append(
             ("spec.capacity[storage]", "FieldValueInvalid", f'Invalid value: "{storage}"')
         )
@@ -364,6 +377,11 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
         obj.setdefault("volumeBindingMode", "Immediate")
     elif rt.plural == "secrets":
         obj.setdefault("type", "Opaque")
+    elif rt.plural == "events" and rt.group == "":
+        # core/v1 Event's non-omitempty fields, as a real server returns them
+        obj.setdefault("eventTime", None)
+        obj.setdefault("reportingComponent", "")
+        obj.setdefault("reportingInstance", "")
     elif rt.plural == "services" and isinstance(spec, dict):
         spec.setdefault("type", "ClusterIP")
     elif rt.plural == "namespaces":
