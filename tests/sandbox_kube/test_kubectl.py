@@ -40,12 +40,12 @@ def test_create_apply_get_describe_delete(
     (tmp_path / "class.yaml").write_text(CLASS)
     (tmp_path / "claim.yaml").write_text(CLAIM)
     assert "storageclass.storage.k8s.io/gluster created" in kubectl(
-        "create", "-f", str(tmp_path / "class.yaml"), "--validate=false"
+        "create", "-f", str(tmp_path / "class.yaml")
     )
     assert "persistentvolumeclaim/claim1 created" in kubectl(
-        "apply", "-f", str(tmp_path / "claim.yaml"), "--validate=false"
+        "apply", "-f", str(tmp_path / "claim.yaml")
     )
-    assert "unchanged" in kubectl("apply", "-f", str(tmp_path / "claim.yaml"), "--validate=false")
+    assert "unchanged" in kubectl("apply", "-f", str(tmp_path / "claim.yaml"))
     assert "claim1" in kubectl("get", "pvc")
     assert "gluster" in kubectl("get", "sc")
     out = kubectl("get", "pvc", "claim1", "-o", "yaml")
