@@ -150,6 +150,7 @@ class Api:
         self.faults = faults
         self.log = log
         self.version = version
+        self.release = deprecations.release(version)
         self.token = token
         self.bookmark_interval = bookmark_interval
         self.stopping = threading.Event()
@@ -211,8 +212,6 @@ class Api:
                     code, payload = 200, self._table(rt, info, verb, query)
                 else:
                     code, payload, headers = self._dispatch(body, rt, info, verb, query)
-                    if verb in ("create", "update", "patch") and not info.subresource:
-                        headers = self._with_deprecations(rt, payload, headers)
                 if hold is not None and hold.after_effect:
                     hold.block(self.stopping)
         except ApiError as exc:
@@ -226,20 +225,17 @@ class Api:
         self.log.add(record._replace(status=code))
         send(req, code, payload, headers, content_type)
 
-    def _with_deprecations(
-        self, rt: ResourceType, payload: bytes, headers: dict[str, str]
-    ) -> dict[str, str]:
-        """Add the registry's deprecation warnings for the written object."""
-        if rt.plural not in ("persistentvolumes", "persistentvolumeclaims"):
-            return headers
-        found = deprecations.warnings(
-            rt.plural, json.loads(payload), deprecations.release(self.version)
-        )
+    def _written(
+        self, rt: ResourceType, obj: Obj, headers: dict[str, str], sub: str
+    ) -> tuple[bytes, dict[str, str]]:
+        """The answer to a write: the object, and the registry's deprecation warnings
+        after any field-validation ones."""
+        found = [] if sub else deprecations.warnings(rt.plural, obj, self.release)
         extra = field_validation.warning_header(found).get("Warning")
-        if not extra:
-            return headers
-        joined = ", ".join(h for h in (headers.get("Warning"), extra) if h)
-        return {**headers, "Warning": joined}
+        if extra:
+            joined = ", ".join(h for h in (headers.get("Warning"), extra) if h)
+            headers = {**headers, "Warning": joined}
+        return self._render(rt, obj), headers
 
     def _authenticate(self, req: BaseHTTPRequestHandler) -> None:
         if self.token is None:
@@ -327,12 +323,12 @@ class Api:
             return 200, self._list(rt, info, query), {}
         if verb == "create":
             obj, headers = _object_body(rt, body, query, verb)
-            return 201, self._render(rt, reg.create(rt, ns, obj)), headers
+            return 201, *self._written(rt, reg.create(rt, ns, obj), headers, sub)
         if verb == "update":
             existed = self.store.get(rt.storage_key, ns, name) is not None
             new, headers = _object_body(rt, body, query, verb)
             obj = reg.update(rt, ns, name, new, sub)
-            return (200 if existed else 201), self._render(rt, obj), headers
+            return (200 if existed else 201), *self._written(rt, obj, headers, sub)
         if verb == "patch":
             content_type = body[1]
             media = content_type.split(";")[0].strip().lower()
@@ -341,7 +337,7 @@ class Api:
             patch, headers = read_json(body, parse=field_validation.parse), {}
             check = _patch_check(rt, media, patch, field_validation.mode(query, verb), headers)
             obj = reg.patch(rt, ns, name, content_type, patch, sub, check=check)
-            return 200, self._render(rt, obj), headers
+            return 200, *self._written(rt, obj, headers, sub)
         if verb == "delete":
             options = read_json(body, optional=True) or {}
             options = {**options, "preconditions": options.get("preconditions") or {}}
