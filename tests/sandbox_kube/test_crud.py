@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -107,6 +109,8 @@ def test_status_subresource_changes_only_status(bodies, raw, core: client.CoreV1
     current["metadata"]["labels"] = {"ignored": "yes"}
     status, updated = raw("PUT", "/api/v1/persistentvolumes/pv1/status", current)
     assert status == 200
+    stamp = updated["status"].pop("lastPhaseTransitionTime")  # 1.29+: a phase change
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp), stamp
     assert updated["status"] == {"phase": "Failed", "message": "x"}
     assert "labels" not in updated["metadata"]
 
@@ -200,6 +204,8 @@ def test_create_resets_volume_status(raw, bodies) -> None:
     body["status"] = {"phase": "Bound"}
     status, made = raw("POST", "/api/v1/persistentvolumes", body)
     assert status == 201
+    stamp = made["status"].pop("lastPhaseTransitionTime")  # 1.29+ sets it on create
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp), stamp
     assert made["status"] == {"phase": "Pending"}
 
 

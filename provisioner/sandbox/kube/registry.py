@@ -50,10 +50,16 @@ def copy_obj(obj: Obj) -> Obj:
     return copied
 
 
+# PersistentVolume status.lastPhaseTransitionTime: set by the API server from 1.29 on
+# (beta, on by default; GA in 1.31) whenever the phase changes, and on create.
+PHASE_TRANSITION_SINCE = (1, 29)
+
+
 class Registry:
     def __init__(self, store: Store, *, release: tuple[int, int] = (1, 25)) -> None:
         """``release``: the Kubernetes minor the sandbox speaks as, where validation
-        differs between releases (a claim's smaller request: 1.32+)."""
+        differs between releases (a claim's smaller request: 1.32+) and where the
+        registry does (a PV's lastPhaseTransitionTime: 1.29+)."""
         self.store = store
         self.release = release
         self._snapshots: OrderedDict[str, list[Entry]] = OrderedDict()
@@ -195,6 +201,7 @@ class Registry:
         if rt.plural in ("persistentvolumes", "persistentvolumeclaims"):
             obj.pop("status", None)  # the API server resets it on create (phase Pending)
         validation.apply_defaults(rt, obj)
+        self._stamp_phase(rt, None, obj)
         with self.store.lock:
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = self._generated_name(rt, namespace, meta["generateName"])
@@ -291,6 +298,7 @@ class Registry:
                     )
             validation.validate_update(rt, current, new, release=self.release)
             admission.admit_update(self.store, rt.plural, current, new)
+        self._stamp_phase(rt, current, new)
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         if new == current:
             return current
@@ -305,6 +313,24 @@ class Registry:
             new["metadata"]["resourceVersion"] = final["metadata"]["resourceVersion"]
             return new
         return self.store.put(rt.storage_key, new, "MODIFIED", current)
+
+    def _stamp_phase(self, rt: ResourceType, old: Obj | None, new: Obj) -> None:
+        """A PV's phase change (or create) stamps status.lastPhaseTransitionTime, as the
+        real registry does from 1.29 on; a stamp the writer changed itself is kept."""
+        if rt.plural != "persistentvolumes" or self.release < PHASE_TRANSITION_SINCE:
+            return
+        status = new.get("status")
+        if not isinstance(status, dict):
+            return
+        before = (old or {}).get("status") or {}
+        if old is not None and before.get("phase") == status.get("phase"):
+            return
+        if old is not None and status.get("lastPhaseTransitionTime") not in (
+            None,
+            before.get("lastPhaseTransitionTime"),
+        ):
+            return
+        new["status"] = {**status, "lastPhaseTransitionTime": now()}
 
     def patch(
         self,

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import validation
 from .control_plane import ControlPlane
+from .deprecations import release
 from .faults import Faults
 from .kubeconfig import write_kubeconfig
 from .pv_controller import SELECTED_NODE
@@ -60,7 +61,7 @@ class KubeSandbox:
         self.kubeconfig_path: str | None = None
         self.url: str | None = None
         self.store = Store(watch_cache_size=watch_cache_size)
-        self.registry = Registry(self.store, release=_release(version))
+        self.registry = Registry(self.store, release=release(version))
         self.faults = Faults(self.store)
         self._log = RequestLog()
         self.control_plane = ControlPlane(self.registry, version=version)
@@ -187,12 +188,3 @@ class KubeSandbox:
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """True once the control-plane emulation has caught up with every change."""
         return self.control_plane.wait_idle(timeout)
-
-
-def _release(version: str) -> tuple[int, int]:
-    """(1, 37) from "1.37.2" or "v1.37.2"; (1, 25) when unreadable."""
-    parts = version.lstrip("v").split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return (1, 25)
