@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from kubernetes import client, config
+from kubernetes import client, config, watch
 
 from provisioner.sandbox.kube import KubeSandbox
 
@@ -100,3 +100,28 @@ def test_standalone_module_serves_until_terminated(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_serviceaccounts_are_served(kube: KubeSandbox, core: client.CoreV1Api) -> None:
+    """Discovered (short name ``sa``), namespaced CRUD, list and watch."""
+    core_list = requests.get(f"{kube.url}/api/v1", timeout=5).json()
+    (entry,) = [r for r in core_list["resources"] if r["name"] == "serviceaccounts"]
+    assert (entry["kind"], entry["namespaced"], entry["shortNames"]) == (
+        "ServiceAccount",
+        True,
+        ["sa"],
+    )
+    made = core.create_namespaced_service_account(
+        "default", {"metadata": {"name": "robot"}, "automountServiceAccountToken": False}
+    )
+    assert made.automount_service_account_token is False
+    listed = core.list_namespaced_service_account("default")
+    assert [sa.metadata.name for sa in listed.items] == ["robot"]
+    core.delete_namespaced_service_account("robot", "default")
+    stream = watch.Watch().stream(
+        core.list_namespaced_service_account,
+        "default",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=1,
+    )
+    assert [(e["type"], e["object"].metadata.name) for e in stream] == [("DELETED", "robot")]
