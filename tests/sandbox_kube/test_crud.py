@@ -115,6 +115,19 @@ def test_status_subresource_changes_only_status(bodies, raw, core: client.CoreV1
     assert "labels" not in updated["metadata"]
 
 
+def test_phase_transition_time_stays_while_the_phase_does(bodies, raw, kube: KubeSandbox) -> None:
+    """A status write that keeps the phase but leaves the stamp out keeps the stamp
+    (1.29+ registry); only a phase change moves it."""
+    raw("POST", "/api/v1/persistentvolumes", bodies.volume("pv1"))
+    assert kube.wait_idle()  # Pending → Available by the binder
+    _, made = raw("GET", "/api/v1/persistentvolumes/pv1")
+    stamp = made["status"]["lastPhaseTransitionTime"]
+    made["status"] = {"phase": made["status"]["phase"], "message": "same phase"}
+    _, updated = raw("PUT", "/api/v1/persistentvolumes/pv1/status", made)
+    assert updated["status"]["lastPhaseTransitionTime"] == stamp
+    assert updated["status"]["message"] == "same phase"
+
+
 def test_delete_returns_object_and_honours_preconditions(raw) -> None:
     _, made = raw("POST", "/api/v1/namespaces/default/secrets", {"metadata": {"name": "s"}})
     wrong = {"preconditions": {"uid": "not-the-uid"}}

@@ -316,20 +316,24 @@ class Registry:
 
     def _stamp_phase(self, rt: ResourceType, old: Obj | None, new: Obj) -> None:
         """A PV's phase change (or create) stamps status.lastPhaseTransitionTime, as the
-        real registry does from 1.29 on; a stamp the writer changed itself is kept."""
+        real registry does from 1.29 on; a stamp the writer changed itself is kept, and
+        one it left out while keeping the phase is carried over."""
         if rt.plural != "persistentvolumes" or self.release < PHASE_TRANSITION_SINCE:
             return
         status = new.get("status")
         if not isinstance(status, dict):
             return
         before = (old or {}).get("status") or {}
-        if old is not None and before.get("phase") == status.get("phase"):
-            return
-        if old is not None and status.get("lastPhaseTransitionTime") not in (
-            None,
+        stamp, old_stamp = (
+            status.get("lastPhaseTransitionTime"),
             before.get("lastPhaseTransitionTime"),
-        ):
+        )
+        if old is not None and before.get("phase") == status.get("phase"):
+            if stamp is None and old_stamp is not None:  # same phase: the old stamp stays
+                new["status"] = {**status, "lastPhaseTransitionTime": old_stamp}
             return
+        if old is not None and stamp not in (None, old_stamp):
+            return  # the writer set its own
         new["status"] = {**status, "lastPhaseTransitionTime": now()}
 
     def patch(
