@@ -1,10 +1,11 @@
 """Differential fidelity: the Kubernetes API sandbox against the real kube-apiserver
-1.37 (with kube-controller-manager, whose PV binder binds the static volume).
+1.25 and 1.37 (with kube-controller-manager, whose PV binder binds the static volume).
 
-One scripted sequence of requests runs against a fresh sandbox reporting 1.37.2 and
-the real peer: create/get/update/patch (merge, strategic, JSON patch)/delete, 409
-AlreadyExists and Conflict, 404 and 405 shapes, 422 Invalid with its
-``details.causes``, field validation (Strict/Warn), finalizers (delete →
+One scripted sequence of requests runs against a fresh sandbox and the real peer, at
+1.25.16 and at 1.37.2 (the sandbox reporting the same version): create/get/update/
+patch (merge, strategic, JSON patch)/delete, 409 AlreadyExists and Conflict, 404
+and 405 shapes, 422 Invalid with its ``details.causes``, field validation
+(Strict/Warn), finalizers (delete →
 deletionTimestamp, removal → gone), protobuf bodies, a watch replayed from the start
 of the script (event types and order), a static PV + claim bound by the binder and
 released, events read through both APIs.
@@ -24,11 +25,12 @@ pattern, reason), which the test reads; a row that no longer differs fails it to
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,15 +58,17 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 README = Path(__file__).resolve().parents[2] / "provisioner/sandbox/kube/README.md"
 
 
-def read_allowlist(path: Path = README) -> Allowlist:
-    """The table between the README's allowlist markers: | `step` | `field` | reason |."""
+def read_allowlist(release: str, path: Path = README) -> Allowlist:
+    """The rows of the README's allowlist table (| `k8s` | `step` | `field` | reason |)
+    whose ``k8s`` pattern matches ``release`` ("1.25", "1.37")."""
     text = path.read_text()
     table = text.split("<!-- allowlist: begin -->", 1)[1].split("<!-- allowlist: end -->", 1)[0]
     rows: Allowlist = []
     for line in table.strip().splitlines()[2:]:  # after the header and its rule
-        step, pattern, reason = (c.strip() for c in line.strip().strip("|").split("|", 2))
-        rows.append((step.strip("`"), pattern.strip("`"), reason))
-    assert rows, f"no allowlist rows in {path}"
+        k8s, step, pattern, reason = (c.strip() for c in line.strip().strip("|").split("|", 3))
+        if fnmatch.fnmatchcase(release, k8s.strip("`")):
+            rows.append((step.strip("`"), pattern.strip("`"), reason))
+    assert rows, f"no allowlist rows for {release} in {path}"
     return rows
 
 
@@ -443,22 +447,26 @@ def run_script(target: Target) -> dict[str, Record]:
 # -- the peers -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sandbox_target() -> Iterator[Target]:
-    with KubeSandbox(version="1.37.2") as kube:
-        session = requests.Session()
-        session.trust_env = False
-        session.headers["Authorization"] = f"Bearer {kube.token}"
-        assert kube.url is not None
-        yield Target(kube.url, session)
+# the real peer (tests/real/peers.py's name) → the version the sandbox reports
+VERSIONS = {"1.25": "1.25.16", "current": "1.37.2"}
 
 
-@pytest.mark.parametrize("real_kube", ["current"], indirect=True)
-def test_sandbox_matches_the_real_apiserver(real_kube: RealKube, sandbox_target: Target) -> None:
+def sandbox_target(kube: KubeSandbox) -> Target:
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Authorization"] = f"Bearer {kube.token}"
+    assert kube.url is not None
+    return Target(kube.url, session)
+
+
+@pytest.mark.parametrize("real_kube", list(VERSIONS), indirect=True)
+def test_sandbox_matches_the_real_apiserver(real_kube: RealKube) -> None:
+    version = VERSIONS[real_kube.version]
     real = run_script(Target(real_kube.server, real_kube.session))
-    sandbox = run_script(sandbox_target)
+    with KubeSandbox(version=version) as kube:
+        sandbox = run_script(sandbox_target(kube))
     found = differences([name for name, _ in SCRIPT], sandbox, real)
-    check_against_allowlist(found, read_allowlist())
+    check_against_allowlist(found, read_allowlist(version.rsplit(".", 1)[0]))
 
 
 # -- kubectl in its default modes, against both -------------------------------------------
@@ -525,10 +533,10 @@ def run_kubectl_script(kubeconfig: Path, workdir: Path) -> list[tuple[int, str]]
     return out
 
 
-@pytest.mark.parametrize("real_kube", ["current"], indirect=True)
+@pytest.mark.parametrize("real_kube", list(VERSIONS), indirect=True)
 def test_kubectl_default_modes_answer_alike(real_kube: RealKube, tmp_path: Path) -> None:
     real = run_kubectl_script(real_kube.admin_kubeconfig, tmp_path / "real")
-    with KubeSandbox(version="1.37.2") as kube:
+    with KubeSandbox(version=VERSIONS[real_kube.version]) as kube:
         sandbox = run_kubectl_script(kube.kubeconfig_path, tmp_path / "sandbox")
     different = [
         f"kubectl {' '.join(args)}:\n  sandbox={s!r}\n  real={r!r}"
