@@ -6,10 +6,9 @@ Framing (keep-alive, chunked watch streams) lives in ``transport.py``.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from http.server import BaseHTTPRequestHandler
@@ -18,7 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
-from . import deprecations, discovery, field_validation, openapi, protobuf
+from . import deprecations, discovery, field_validation, openapi
+from .bodies import object_body, patch_check
 from .faults import Faults
 from .patching import PATCH_TYPES, apply_patch
 from .registry import Registry
@@ -77,54 +77,6 @@ def parse_resource_path(path: str) -> RequestInfo | None:
         rest[2] if len(rest) > 2 else "",
         legacy_watch,
     )
-
-
-def _object_body(
-    rt: ResourceType, body: tuple[bytes, str], query: dict[str, str], verb: str
-) -> tuple[Any, dict[str, str]]:
-    """A create/update body as JSON, whichever media type it came in, with unknown
-    fields handled as ``fieldValidation`` says; (object, response headers)."""
-    media = body[1].split(";")[0].strip().lower()
-    check = field_validation.mode(query, verb)
-    if media == protobuf.MEDIA_TYPE:
-        # a protobuf body has no unknown fields: the decoder only knows the schema's
-        return protobuf.decode(body[0], api_version=rt.api_version, kind=rt.kind), {}
-    if media not in ("", "application/json", "*/*"):
-        raise protobuf.unsupported(protobuf=protobuf.accepts_protobuf(rt.api_version, rt.kind))
-    obj = read_json(body, parse=field_validation.parse)
-    found = field_validation.problems(rt, obj)
-    if not found:
-        return obj, {}
-    if check == "Strict":
-        raise field_validation.body_error(rt, found)
-    headers = field_validation.warning_header(found) if check == "Warn" else {}
-    return field_validation.drop_unknown(rt, obj), headers
-
-
-def _patch_check(
-    rt: ResourceType, content_type: str, patch: Any, check: str, headers: dict[str, str]
-) -> Callable[[Obj], Obj]:
-    """Field validation of a patch, run on the patched object (``Registry.patch``)."""
-    strategic = content_type == "application/strategic-merge-patch+json"
-
-    def run(patched: Obj) -> Obj:
-        if strategic:
-            found = field_validation.problems(rt, patch, sort_keys=True, directives=True)
-            quoted = field_validation.go_format(patch)
-        else:
-            merge = content_type == "application/merge-patch+json"
-            found = field_validation.problems(rt, patched, sort_keys=merge)
-            quoted = json.dumps(patched, separators=(",", ":"), sort_keys=merge)
-        if not found:
-            return patched
-        if check == "Strict":
-            raise field_validation.patch_error(quoted, found)
-        if check == "Warn":
-            headers.update(field_validation.warning_header(found))
-        pruned: Obj = field_validation.drop_unknown(rt, patched)
-        return pruned
-
-    return run
 
 
 def _flag(value: str | None) -> bool:
@@ -322,11 +274,11 @@ class Api:
         if verb == "list":
             return 200, self._list(rt, info, query), {}
         if verb == "create":
-            obj, headers = _object_body(rt, body, query, verb)
+            obj, headers = object_body(rt, body, query, verb)
             return 201, *self._written(rt, reg.create(rt, ns, obj), headers, sub)
         if verb == "update":
             existed = self.store.get(rt.storage_key, ns, name) is not None
-            new, headers = _object_body(rt, body, query, verb)
+            new, headers = object_body(rt, body, query, verb)
             obj = reg.update(rt, ns, name, new, sub)
             return (200 if existed else 201), *self._written(rt, obj, headers, sub)
         if verb == "patch":
@@ -335,7 +287,7 @@ class Api:
             if media not in PATCH_TYPES:
                 apply_patch(media, {}, None)  # raises the 415 the real server gives
             patch, headers = read_json(body, parse=field_validation.parse), {}
-            check = _patch_check(rt, media, patch, field_validation.mode(query, verb), headers)
+            check = patch_check(rt, media, patch, field_validation.mode(query, verb), headers)
             obj = reg.patch(rt, ns, name, content_type, patch, sub, check=check)
             return 200, *self._written(rt, obj, headers, sub)
         if verb == "delete":
