@@ -102,8 +102,11 @@ def test_update_ignores_status_for_claims(bodies, core: client.CoreV1Api, raw) -
     assert updated["metadata"]["labels"] == {"x": "y"}
 
 
-def test_status_subresource_changes_only_status(bodies, raw, core: client.CoreV1Api) -> None:
+def test_status_subresource_changes_only_status(
+    bodies, raw, core: client.CoreV1Api, kube: KubeSandbox
+) -> None:
     raw("POST", "/api/v1/persistentvolumes", bodies.volume("pv1"))
+    assert kube.wait_idle()  # Pending → Available first: the PUT below must not race it
     _, current = raw("GET", "/api/v1/persistentvolumes/pv1")
     current["status"] = {"phase": "Failed", "message": "x"}
     current["metadata"]["labels"] = {"ignored": "yes"}
