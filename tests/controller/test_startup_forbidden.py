@@ -83,3 +83,13 @@ def test_forbidden_parses_both_scopes_and_keeps_other_shapes() -> None:
     other = error_from_status(403, b'{"reason":"Forbidden","message":"webhook said no"}')
     assert isinstance(other, KubeForbidden)
     assert other.verb == "" and other.permission == "webhook said no"
+
+
+def test_a_standby_refused_its_warm_up_lists_exits_too(kube: KubeSandbox) -> None:
+    """With leader election, the caches are filled while standing by: a refused list
+    there ends the process the same way (it could never take over)."""
+    kube.faults.deny("storageclasses", {"list"}, user=USER)
+    result = _run(kube)
+    assert result.returncode == 1, result.stderr[-2000:]
+    (line,) = _error_lines(result)
+    assert f"{USER} may not list storageclasses.storage.k8s.io (all namespaces)" in line

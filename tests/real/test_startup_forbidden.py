@@ -4,6 +4,7 @@ line naming the refused verb, resource and namespace, and exit status 1."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -17,8 +18,9 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        ((), 'may not get leases.coordination.k8s.io in namespace "bare"'),
-        (("--no-leader-election",), "may not list "),  # whichever cache lists first
+        # with election, the Lease read and the standby's warm-up lists race: either
+        ((), r'may not (get leases\.coordination\.k8s\.io in namespace "bare"|list \S+ \(all)'),
+        (("--no-leader-election",), r"may not list \S+ \(all namespaces\)"),
     ],
 )
 def test_a_serviceaccount_without_rbac_gets_one_line(
@@ -38,5 +40,4 @@ def test_a_serviceaccount_without_rbac_gets_one_line(
     assert errors[0].startswith(
         "heketi-provisioner: error: forbidden: system:serviceaccount:bare:nobody "
     )
-    assert expected in errors[0]
-    assert "(all namespaces)" in errors[0] or "in namespace" in errors[0]
+    assert re.search(expected, errors[0]), errors[0]
