@@ -193,8 +193,11 @@ class Informer:
         stream = self._stream
         if stream is not None:
             stream.close()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        thread = self._thread
+        # ident is None between Thread() and start(): a stop racing a start (the
+        # standby's warm-up, say) has nothing to join yet
+        if thread is not None and thread.ident is not None:
+            thread.join(timeout)
 
     # -- cache ------------------------------------------------------------
 
