@@ -151,6 +151,10 @@ COMMANDS: dict[str, Plan] = {
     "kubectl delete -k manifests/": Plan(
         expect='namespace "heketi-provisioner" deleted', last=True
     ),
+    'kubectl patch pv <pv> -p \'{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}\'': Plan(
+        skip="a step of the migration recipe off glusterfs PVs, on the reader's own PV: "
+        "run here it would keep the example's PV after its claim is gone"
+    ),
     "kubectl -n heketi-provisioner get lease": Plan(),  # the Lease exists only once a leader ran
     "kubectl apply -k manifests/monitoring/": Plan(expect="configmap/heketi-provisioner-dashboard"),
     "kubectl describe pvc <claim> -n <namespace>": Plan(
