@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provisioner.gluster.parameter_values import (
@@ -44,6 +44,7 @@ __all__ = [
     "DeleteCredentials",
     "GlusterClassParameters",
     "delete_credentials",
+    "normalise_keys",
     "parse_class_parameters",
 ]
 
@@ -142,14 +143,17 @@ def parse_class_parameters(params: Mapping[str, str]) -> GlusterClassParameters:
         raise
 
 
-def _normalise_keys(params: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """Map lowercased key → (key as written, value), rejecting unknown and duplicate keys."""
+def normalise_keys(
+    params: Mapping[str, str], known: Sequence[str] = _KNOWN_KEYS
+) -> dict[str, tuple[str, str]]:
+    """Map lowercased key → (key as written, value), rejecting unknown and duplicate
+    keys; shared by file and block classes so both name a bad key the same way."""
     found: dict[str, tuple[str, str]] = {}
     for raw_key, value in params.items():
         key = str(raw_key)
         lower = key.lower()
-        if lower not in _KNOWN_KEYS:
-            close = difflib.get_close_matches(lower, _KNOWN_KEYS, n=1)
+        if lower not in known:
+            close = difflib.get_close_matches(lower, known, n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
             raise ParameterError(key, f"unknown parameter{hint}")
         if lower in found:
@@ -162,7 +166,7 @@ def _normalise_keys(params: Mapping[str, str]) -> dict[str, tuple[str, str]]:
 
 
 def _parse(params: Mapping[str, str]) -> GlusterClassParameters:
-    found = _normalise_keys(params)
+    found = normalise_keys(params)
     warnings: list[str] = []
 
     def get(lower: str) -> tuple[str, str | None]:

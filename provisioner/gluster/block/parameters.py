@@ -15,7 +15,6 @@ CHAP off there, and does here (with a warning when it is not "false").
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from provisioner.gluster.parameter_values import (
     parse_rest_url,
     quote,
 )
+from provisioner.gluster.parameters import normalise_keys
 
 __all__ = [
     "DEFAULT_FS_TYPE",
@@ -73,21 +73,10 @@ class BlockClassParameters:
 
 def parse_block_parameters(params: Mapping[str, str]) -> BlockClassParameters:
     """Validate a glusterblock class; raise ``ParameterError`` naming the first bad key."""
-    found: dict[str, tuple[str, str]] = {}
-    for raw_key, value in params.items():
-        key = str(raw_key)
-        lower = key.lower()
-        if lower not in _KNOWN_KEYS:
-            close = difflib.get_close_matches(lower, _KNOWN_KEYS, n=1)
-            hint = f' (did you mean "{close[0]}"?)' if close else ""
-            raise ParameterError(key, f"unknown parameter{hint}")
-        if lower in found:
-            raise ParameterError(
-                key, f'given twice (also as "{found[lower][0]}"); keys ignore case'
-            )
-        if not isinstance(value, str):
-            raise ParameterError(key, "value must be a string")
-        found[lower] = (key, value.strip())
+    found = {
+        lower: (key, value.strip())
+        for lower, (key, value) in normalise_keys(params, _KNOWN_KEYS).items()
+    }
 
     def get(lower: str) -> tuple[str, str | None]:
         name, value = found.get(lower, (lower, None))
