@@ -31,6 +31,7 @@ __all__ = [
     "build_endpoints",
     "build_pv",
     "build_service",
+    "claim_pv",
     "claim_volume_name",
     "delete_info",
     "endpoints_name",
@@ -203,7 +204,6 @@ def build_pv(
     """The PV for a provisioned Heketi volume, bound in advance to its claim;
     ``clone_of``: the Heketi volume id a clone was made from."""
     metadata = _metadata(claim)
-    uid = _claim_uid(claim)
     namespace = metadata.get("namespace")
     annotations = {
         ann.ANN_GID: str(gid),
@@ -223,30 +223,52 @@ def build_pv(
     if secret_namespace and secret_name:
         annotations[ann.ANN_SECRET_NAMESPACE] = secret_namespace
         annotations[ann.ANN_SECRET_NAME] = secret_name
+    if params.nfs:
+        # NFS-Ganesha exports a Gluster volume at /<volume name>.
+        source = {
+            "nfs": {"server": params.nfs_server, "path": f"/{volume_name}", "readOnly": False}
+        }
+    else:
+        source = {
+            "glusterfs": {
+                "endpoints": endpoints_name,
+                "endpointsNamespace": namespace,
+                "path": volume_name,
+                "readOnly": False,
+            }
+        }
+    return claim_pv(claim, storage_class, size_gib=size_gib, annotations=annotations, source=source)
+
+
+def claim_pv(
+    claim: Mapping[str, Any],
+    storage_class: Mapping[str, Any],
+    *,
+    size_gib: int,
+    annotations: dict[str, str],
+    source: dict[str, Any],
+    volume_mode: str = "Filesystem",
+) -> dict[str, Any]:
+    """The PV shape every kind of ours shares (glusterfs, NFS, iSCSI): pre-bound to the
+    claim by uid, the class's reclaim policy and mount options, our finalizer; only
+    ``source`` (one ``spec`` key) differs between them."""
+    metadata = _metadata(claim)
+    uid = _claim_uid(claim)
     spec: dict[str, Any] = {
         "capacity": {"storage": f"{size_gib}Gi"},
         "accessModes": list((claim.get("spec") or {}).get("accessModes") or []),
-        "volumeMode": "Filesystem",
+        "volumeMode": volume_mode,
         "persistentVolumeReclaimPolicy": storage_class.get("reclaimPolicy") or "Delete",
         "storageClassName": _metadata(storage_class).get("name"),
         "claimRef": {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
-            "namespace": namespace,
+            "namespace": metadata.get("namespace"),
             "name": metadata.get("name"),
             "uid": uid,
         },
+        **source,
     }
-    if params.nfs:
-        # NFS-Ganesha exports a Gluster volume at /<volume name>.
-        spec["nfs"] = {"server": params.nfs_server, "path": f"/{volume_name}", "readOnly": False}
-    else:
-        spec["glusterfs"] = {
-            "endpoints": endpoints_name,
-            "endpointsNamespace": namespace,
-            "path": volume_name,
-            "readOnly": False,
-        }
     mount_options = storage_class.get("mountOptions")
     if mount_options:
         spec["mountOptions"] = list(mount_options)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from heketi_client import BlockVolumeInfo
-from provisioner.controller.contract import pv_name
-from provisioner.controller.keys import ANN_PROVISIONED_BY, FINALIZER
+from provisioner.controller.keys import ANN_PROVISIONED_BY
 from provisioner.gluster import annotations as ann
 from provisioner.gluster.block.parameters import BlockClassParameters
+from provisioner.gluster.objects import claim_pv
 
 __all__ = [
     "ANN_BLOCK_VOLUME_ID",
@@ -155,33 +155,14 @@ def build_block_pv(
     if chap:
         iscsi["chapAuthSession"] = True
         iscsi["secretRef"] = {"name": secret, "namespace": namespace}
-    spec: dict[str, Any] = {
-        "capacity": {"storage": f"{volume.size}Gi"},
-        "accessModes": list(spec_in.get("accessModes") or []),
-        "volumeMode": spec_in.get("volumeMode") or "Filesystem",
-        "persistentVolumeReclaimPolicy": storage_class.get("reclaimPolicy") or "Delete",
-        "storageClassName": (storage_class.get("metadata") or {}).get("name"),
-        "claimRef": {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "namespace": namespace,
-            "name": meta.get("name"),
-            "uid": uid,
-        },
-        "iscsi": iscsi,
-    }
-    if storage_class.get("mountOptions"):
-        spec["mountOptions"] = list(storage_class["mountOptions"])
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {
-            "name": pv_name(uid),
-            "annotations": annotations,
-            "finalizers": [FINALIZER],
-        },
-        "spec": spec,
-    }
+    return claim_pv(
+        claim,
+        storage_class,
+        size_gib=volume.size,
+        annotations=annotations,
+        source={"iscsi": iscsi},
+        volume_mode=spec_in.get("volumeMode") or "Filesystem",
+    )
 
 
 @dataclass(frozen=True)
