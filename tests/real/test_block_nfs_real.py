@@ -62,10 +62,10 @@ def test_nfs_claim_binds_without_the_plugin_flag(
 ) -> None:
     controller_factory(current)  # no --assume-glusterfs-plugin
     make_storage_class(
-        current, "gluster-nfs", kube_heketi,
+        current, "real-nfs", kube_heketi,
         parameters={"pvtype": "nfs", "nfsserver": "nfs-vip.example.com"},
     )  # fmt: skip
-    claim = make_claim(current, "team-nfs", "shared", "gluster-nfs", access_modes=["ReadWriteMany"])
+    claim = make_claim(current, "team-nfs", "shared", "real-nfs", access_modes=["ReadWriteMany"])
     pvc = wait_bound(current, "team-nfs", "shared")
     pv = current.get(f"/api/v1/persistentvolumes/{pvc['spec']['volumeName']}")
     volume_id = pv["metadata"]["annotations"]["gluster.kubernetes.io/heketi-volume-id"]
@@ -93,7 +93,7 @@ def test_block_claim_on_the_mock_executor_is_refused_and_leaves_nothing(
         {
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",
-            "metadata": {"name": "gluster-block"},
+            "metadata": {"name": "real-block"},
             "provisioner": BLOCK,
             "reclaimPolicy": "Delete",
             "parameters": {
@@ -102,7 +102,7 @@ def test_block_claim_on_the_mock_executor_is_refused_and_leaves_nothing(
             },
         },
     )  # fmt: skip
-    claim = make_claim(current, "team-block", "db", "gluster-block")
+    claim = make_claim(current, "team-block", "db", "real-block")
     uid = claim["metadata"]["uid"]
     event = wait_event(
         current, "team-block", uid, "ProvisioningFailed", contains="fakeIQN", type_="Warning"
@@ -146,7 +146,7 @@ def test_real_api_server_accepts_our_iscsi_pv_and_chap_secret(current: RealKube)
     )  # fmt: skip
     params = parse_block_parameters({"resturl": "http://heketi:8080"})
     pv = build_block_pv(
-        claim=claim, storage_class={"metadata": {"name": "gluster-block"}}, params=params,
+        claim=claim, storage_class={"metadata": {"name": "real-block"}}, params=params,
         provisioner_name=BLOCK, volume=volume, resturl="http://heketi:8080", chap=True,
     )  # fmt: skip
     current.request("POST", "/api/v1/persistentvolumes?dryRun=All", pv, ok=(201,))
