@@ -13,14 +13,14 @@ def _causes(body: dict) -> set[str]:
     ("spec", "field"),
     [
         ({"resources": {"requests": {"storage": "1Gi"}}}, "spec.accessModes"),
-        ({"accessModes": ["ReadWriteOnce"]}, "spec.resources.requests[storage]"),
+        ({"accessModes": ["ReadWriteOnce"]}, "spec.resources[storage]"),
         (
             {"accessModes": ["Sometimes"], "resources": {"requests": {"storage": "1Gi"}}},
             "spec.accessModes",
         ),
         (
             {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "lots"}}},
-            "spec.resources.requests[storage]",
+            "spec.resources[storage]",
         ),
     ],
 )

@@ -2,7 +2,7 @@
 
 Only the rules that matter to a storage provisioner (and that a test could trip over)
 are emulated; each failure is a 422 whose ``details.causes`` carry the same field paths
-the real server reports, e.g. ``spec.resources.requests[storage]``.
+the real server reports, e.g. ``spec.resources[storage]``.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def _claim_causes(obj: Obj) -> list[Cause]:
     spec = obj.get("spec") or {}
     causes = _access_mode_causes(spec)
     storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
-    path = "spec.resources.requests[storage]"
+    path = "spec.resources[storage]"  # the real servers name the key under resources
     if storage is None:
         causes.append((path, "FieldValueRequired", "Required value"))
     else:
