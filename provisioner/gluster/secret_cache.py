@@ -27,7 +27,10 @@ from collections.abc import Callable
 from provisioner.gluster.credentials import read_secret_key
 from provisioner.k8s.kubeapi import KubeAPI
 
-__all__ = ["DEFAULT_SECRET_TTL", "SecretKeys"]
+__all__ = ["DEFAULT_SECRET_TTL", "KeyReader", "SecretKeys"]
+
+KeyReader = Callable[[str, str, str], str]
+"""(namespace, name, named_by) → the key; raises naming what is wrong."""
 
 DEFAULT_SECRET_TTL = 30.0
 """Seconds a key read from a Secret is used without reading the Secret again."""
@@ -46,8 +49,16 @@ class SecretKeys:
         *,
         ttl: float = DEFAULT_SECRET_TTL,
         clock: Callable[[], float] = time.monotonic,
+        reader: KeyReader | None = None,
     ) -> None:
+        """``reader``: how a key is read and checked (block classes accept their own
+        Secret type too); file classes' ``read_secret_key`` by default."""
         self.kube = kube
+        self._reader: KeyReader = reader or (
+            lambda namespace, name, named_by: read_secret_key(
+                kube, namespace, name, named_by=named_by
+            )
+        )
         self.ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
@@ -73,7 +84,7 @@ class SecretKeys:
                 if found is not None:
                     return found
             self.reads += 1
-            key = read_secret_key(self.kube, namespace, name, named_by=named_by)
+            key = self._reader(namespace, name, named_by)
             with self._lock:
                 self._keys[where] = (key, self._clock())
             return key

@@ -51,11 +51,12 @@ from provisioner.gluster.block.objects import (
 from provisioner.gluster.block.orphans import BlockOrphanSweeper
 from provisioner.gluster.block.parameters import BlockClassParameters, parse_block_parameters
 from provisioner.gluster.claims import ClaimError, requested_gib
-from provisioner.gluster.failures import delete_failure, provision_failure
+from provisioner.gluster.failures import delete_failure, provision_failure, refused_credentials
 from provisioner.gluster.intent import Intent, IntentStore, RecordConflict
 from provisioner.gluster.objects import claim_volume_name
 from provisioner.gluster.parameter_values import ParameterError
 from provisioner.gluster.pool import HeketiPool, HeketiTarget
+from provisioner.gluster.secret_cache import DEFAULT_SECRET_TTL, SecretKeys
 from provisioner.k8s.errors import KubeAlreadyExists, KubeAPIError, KubeConflict, KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI
 
@@ -114,6 +115,7 @@ class BlockProvisioner:
         intent_namespace: str = "default",
         orphan_grace_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        secret_ttl: float = DEFAULT_SECRET_TTL,
     ) -> None:
         self.kube = kube
         self.provisioner_name = provisioner_name
@@ -122,6 +124,12 @@ class BlockProvisioner:
         self.records = IntentStore(
             kube, namespace=intent_namespace, provisioner_name=provisioner_name,
             gid_required=False,
+        )  # fmt: skip
+        self.secrets = SecretKeys(
+            kube, ttl=secret_ttl, clock=clock,
+            reader=lambda namespace, name, named_by: block_key(
+                kube, namespace, name, provisioner_name=provisioner_name, named_by=named_by
+            ),
         )  # fmt: skip
         self._lock = threading.Lock()
         self._known: dict[str, BlockVolumeInfo] = {}  # claim uid -> its volume
@@ -164,10 +172,9 @@ class BlockProvisioner:
     def target(self, params: BlockClassParameters, class_name: str) -> HeketiTarget:
         key = ""
         if params.secret_namespace and params.secret_name:
-            key = block_key(
-                self.kube, params.secret_namespace, params.secret_name,
-                provisioner_name=self.provisioner_name, named_by=f"StorageClass {class_name}",
-            )  # fmt: skip
+            key = self.secrets.read(
+                params.secret_namespace, params.secret_name, named_by=f"StorageClass {class_name}"
+            )
         return HeketiTarget(params.rest_url, params.rest_user, key)
 
     def _provision(self, claim: Obj, storage_class: Obj) -> Obj:
@@ -178,7 +185,21 @@ class BlockProvisioner:
             raise InvalidInput(str(err)) from None
         params = self.parameters(storage_class)
         target = self.target(params, class_name)
-        volume = self._find_or_create(claim, class_name, params, target, size)
+        try:
+            volume = self._find_or_create(claim, class_name, params, target, size)
+        except (ProvisionError, HeketiError) as err:
+            # a cached key Heketi refused: read the Secret again at once and, if it
+            # was rotated, try once more with the new key (as file classes do)
+            if not refused_credentials(err) or not self.secrets.invalidate(
+                params.secret_namespace, params.secret_name
+            ):
+                raise
+            fresh = self.target(params, class_name)
+            if fresh.key == target.key:
+                raise
+            log.info("secret.key_changed", storage_class=class_name, heketi=target.url)
+            target = fresh
+            volume = self._find_or_create(claim, class_name, params, target, size)
         problem = answer_problem(volume, chap=params.chap)
         if problem is not None:
             # Not written: the volume stays the claim's (found again by name) and goes
