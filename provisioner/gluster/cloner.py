@@ -91,11 +91,10 @@ class VolumeCloner:
                 self._record_intent(attempt, claim, class_name, target, name, gid)
             if attempt.uncertain:
                 try:
-                    index = self.ledger.refresh(target.url, self.pool.client(target))
+                    found = self.ledger.find(target.url, self.pool.client(target), name)
                 except HeketiError as err:
                     doing = "looking for a clone an earlier attempt may have made"
                     raise failure(err, doing) from None
-                found = index.lookup(name)
                 if found is not None:
                     self._take(attempt, found, gid)
             if attempt.volume is None:

@@ -97,11 +97,10 @@ class VolumeCreator:
             self._record_intent(attempt, intent, params)
         if attempt.uncertain:
             try:
-                index = self.ledger.refresh(target.url, self.pool.client(target))
+                found = self.ledger.find(target.url, self.pool.client(target), name)
             except HeketiError as err:
                 doing = "looking for a volume an earlier attempt may have made"
                 raise failure(err, doing) from None
-            found = index.lookup(name)
             if found is not None:
                 return self._adopt(uid, attempt, found)
         assert attempt.gid is not None
@@ -122,11 +121,10 @@ class VolumeCreator:
         except VolumeNameInUse as err:
             # An earlier attempt (ours, or a previous process's) holds the name.
             try:
-                index = self.ledger.refresh(target.url, client)
+                found = self.ledger.find(target.url, client, name)
             except HeketiError as look_err:
                 attempt.uncertain = True
                 raise failure(look_err, "looking for the volume holding the name") from None
-            found = index.lookup(name)
             if found is not None:
                 return self._adopt(uid, attempt, found)
             attempt.uncertain = True  # still being created: visible once it is done

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 
-from heketi_client import HeketiClient
+from heketi_client import HeketiClient, VolumeInfo
 from provisioner.gluster.attempts import Attempts
 from provisioner.gluster.gid import GidAllocator
 from provisioner.gluster.volume_index import VolumeIndex, VolumeIndexes
@@ -36,6 +36,11 @@ class Ledger:
         index = self.indexes.for_server(url)
         index.refresh(client)
         return index
+
+    def find(self, url: str, client: HeketiClient, name: str) -> VolumeInfo | None:
+        """The volume an earlier attempt may have made under ``name`` (None: none
+        visible yet); raises ``HeketiError`` as ``refresh`` does."""
+        return self.refresh(url, client).lookup(name)
 
     def volume_gone(
         self, url: str, volume_id: str, class_name: str, gid: int | None, claim_uid: str
