@@ -305,17 +305,15 @@ def two_cluster_topology(default_topology: Callable[..., dict[str, Any]]) -> dic
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.real.controller import install_rbac, start_controller
-    from tests.real.intree import (
-        INTREE,
-        OURS,
-        make_class,
-        make_namespace,
-        make_secret,
-        start_cluster,
-        start_heketi_for,
+    from testbeds.harness.controller import install_rbac, make_namespace, start_controller
+    from testbeds.peers import (
+        HEKETI_ADMIN_KEY,
+        default_topology,
+        find_peers,
+        start_heketi,
+        start_kube,
     )
-    from tests.real.peers import HEKETI_ADMIN_KEY, default_topology, find_peers
+    from tests.real.intree import INTREE, OURS, make_class, make_secret
 
     peers = find_peers()
     workdir = Path(args.workdir) if args.workdir else None
@@ -328,7 +326,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         audit_log = workdir / "audit.log"
         progress("starting Kubernetes 1.25 (audit log on) and Heketi")
         kube = stack.enter_context(
-            start_cluster(
+            start_kube(
                 peers,
                 "1.25",
                 workdir / "kube",
@@ -339,9 +337,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
         heketi = stack.enter_context(
-            start_heketi_for(
+            start_heketi(
                 peers,
                 workdir / "heketi",
+                loglevel="warning",
                 max_inflight=args.heketi_inflight,
                 topology=two_cluster_topology(default_topology),
             )
@@ -474,7 +473,7 @@ def main() -> int:
         parser.error("--claims at most 900 (Heketi holds 1000 volumes per cluster)")
     if not args.only or args.only - {"intree", "ours"}:
         parser.error("--only takes intree, ours or both")
-    from tests.real.peers import PeersNotBuilt
+    from testbeds.peers import PeersNotBuilt
 
     try:
         out = run(args)

@@ -1,13 +1,13 @@
 """Fixtures for the real-peer tier: real etcd, kube-apiserver, kube-controller-manager
 and Heketi (mock executor), built by ``testbeds/peers/build`` and started by
-``tests/real/peers.py``.
+``testbeds.peers``.
 
 Without the binaries every test here is skipped with one message. Set
 ``HEKETI_PROVISIONER_REAL_PEERS=require`` (e.g. in a CI job that built them) to make
 that a failure instead. ``HEKETI_PROVISIONER_PEERS_DIR`` selects the binary cache,
 as it does for the build script.
 
-``controller_factory`` starts our controller (``tests/real/controller.py``) as its own
+``controller_factory`` starts our controller (``testbeds.harness.controller``) as its own
 process under the RBAC of ``manifests/``; at teardown it stops every process it
 started and fails the test if any of their logs reports a 403: RBAC proven on a real
 authorizer.
@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from .controller import ControllerProcess, start_controller
-from .peers import (
+from testbeds.harness.controller import ControllerProcess, start_controller
+from testbeds.harness.processes import reap_leftovers
+from testbeds.peers import (
     KUBE_VERSIONS,
     Peers,
     PeersNotBuilt,
@@ -40,6 +41,9 @@ NOT_BUILT = "real peers not built: run testbeds/peers/build (needs Go >= 1.26)"
 
 @pytest.fixture(scope="session")
 def real_peers() -> Peers:
+    # processes an earlier, killed run left behind (their owner is gone); beds of
+    # runs going on now are not touched
+    reap_leftovers()
     try:
         return find_peers()
     except PeersNotBuilt as e:

@@ -7,16 +7,10 @@ No flag or feature gate of 1.25 unregisters that plugin (``plugins.go`` always c
 ``glusterfs.ProbeVolumePlugins()``), so "in-tree off" means a 1.26+ controller
 manager, or none.
 
-What this module adds to ``peers.py``:
+The clusters and Heketis come from ``testbeds.peers`` (``start_kube`` with an audit
+log and controller-manager flags, ``start_heketi`` with auth optional). What this
+module adds:
 
-- ``start_cluster(peers, version, workdir, audit_log=..., kcm_args=...)``: as
-  ``peers.start_kube`` (same flags, same readiness checks), plus an optional audit log
-  of every write (``--audit-policy-file``/``--audit-log-path``) and extra controller
-  manager flags. ``restart_controller_manager(kube, peers, ...)`` /
-  ``stop_controller_manager(kube)`` for the migration test.
-- ``start_heketi_for(peers, workdir, auth=..., max_inflight=..., topology=...)``: as
-  ``peers.start_heketi``, with auth optional (``restauthenabled: "false"`` needs a
-  Heketi without it) and ``glusterfs.max_inflight_operations`` set.
 - Object builders, waits (``wait_bound``, ``wait_gone``), and the normalisation that
   makes an in-tree PV / Endpoints / Service / event list / volume request comparable
   with ours (``normalise_*``), plus ``differences(a, b)``.
@@ -28,34 +22,19 @@ refuses loopback addresses in Endpoints, and nothing ever connects to these.
 from __future__ import annotations
 
 import base64
-import contextlib
 import importlib.util
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .peers import (
-    HEKETI_ADMIN_KEY,
-    HEKETI_USER_KEY,
+from testbeds.harness.controller import make_namespace
+from testbeds.peers import (
     REPO,
-    Peers,
-    Process,
     RealHeketi,
     RealKube,
-    _apiserver_argv,
-    _controller_manager_argv,
-    _no_insecure_warning,
-    default_topology,
-    free_port,
-    local_get,
-    make_pki,
-    running,
-    start_etcd,
     wait_for,
-    write_kubeconfig,
 )
 
 INTREE = "kubernetes.io/glusterfs"
@@ -77,184 +56,7 @@ def bench_module(name: str) -> Any:
     return sys.modules[key]
 
 
-# -- Kubernetes -----------------------------------------------------------------------
-
-# Writes only (reads would dwarf them), at Metadata level, leases left out (leader
-# election and node heartbeats are not provisioning work), one entry per request.
-AUDIT_POLICY = {
-    "apiVersion": "audit.k8s.io/v1",
-    "kind": "Policy",
-    "omitStages": ["RequestReceived"],
-    "rules": [
-        {"level": "None", "verbs": ["get", "list", "watch"]},
-        {"level": "None", "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}]},
-        {"level": "Metadata"},
-    ],
-}
-
-
-def _kcm_ready(port: int) -> Any:
-    def ready() -> bool:
-        r = local_get(f"https://127.0.0.1:{port}/healthz?verbose", timeout=5, verify=False)
-        return r.status_code == 200 and "[+]persistentvolume-binder" in r.text
-
-    return ready
-
-
-def start_controller_manager(
-    kube: RealKube, peers: Peers, *, extra_args: Sequence[str] = (), name: str = ""
-) -> Process:
-    """A kube-controller-manager of ``kube.version`` (peers.py's flags plus
-    ``extra_args``), ready once its PV binder runs. The caller stops it."""
-    config = kube.workdir / "kcm.kubeconfig"
-    if not config.exists():
-        config = write_kubeconfig(
-            config,
-            kube.server,
-            kube.pki.ca,
-            "system:kube-controller-manager",
-            cert=kube.pki.cert("kcm"),
-            key=kube.pki.key("kcm"),
-        )
-    port = free_port()
-    argv = _controller_manager_argv(peers, kube.version, config, port, kube.pki, kube.workdir)
-    argv += list(extra_args)
-    proc = Process(name or "kube-controller-manager", argv, kube.workdir)
-    try:
-        with _no_insecure_warning():
-            proc.wait_ready(_kcm_ready(port))
-    except BaseException:
-        proc.stop()
-        raise
-    return proc
-
-
-def stop_controller_manager(kube: RealKube) -> None:
-    if kube.controller_manager is not None:
-        kube.controller_manager.stop()
-        kube.controller_manager = None
-
-
-def restart_controller_manager(
-    kube: RealKube, peers: Peers, *, extra_args: Sequence[str] = ()
-) -> Process:
-    """Stop the running controller manager (if any) and start a new one."""
-    stop_controller_manager(kube)
-    restarts = len(list(kube.workdir.glob("kube-controller-manager*.log")))
-    kube.controller_manager = start_controller_manager(
-        kube, peers, extra_args=extra_args, name=f"kube-controller-manager-{restarts + 1}"
-    )
-    return kube.controller_manager
-
-
-@contextlib.contextmanager
-def start_cluster(
-    peers: Peers,
-    version: str,
-    workdir: Path,
-    *,
-    audit_log: Path | None = None,
-    kcm_args: Sequence[str] = (),
-    controller_manager: bool = True,
-    service_cidr: str | None = None,
-) -> Iterator[RealKube]:
-    """etcd + kube-apiserver (+ kube-controller-manager), as ``peers.start_kube``, with
-    an optional audit log of every write, extra controller manager flags, and another
-    Service range (peers.py's /24 holds 254 ClusterIPs, and every volume takes one)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    pki = make_pki(workdir / "pki")
-    with start_etcd(peers, workdir) as etcd, contextlib.ExitStack() as stack:
-        port = free_port()
-        server = f"https://127.0.0.1:{port}"
-        admin = write_kubeconfig(
-            workdir / "admin.kubeconfig", server, pki.ca, "admin",
-            cert=pki.cert("admin"), key=pki.key("admin"),
-        )  # fmt: skip
-        argv = _apiserver_argv(peers, version, etcd.url, port, pki, workdir)
-        if service_cidr:  # the last occurrence of a flag wins
-            argv.append(f"--service-cluster-ip-range={service_cidr}")
-            kcm_args = [*kcm_args, f"--service-cluster-ip-range={service_cidr}"]
-        if audit_log is not None:
-            policy = workdir / "audit-policy.json"
-            policy.write_text(json.dumps(AUDIT_POLICY))
-            argv += [
-                f"--audit-policy-file={policy}",
-                f"--audit-log-path={audit_log}",
-                "--audit-log-format=json",
-                "--audit-log-mode=blocking",
-                "--audit-log-maxsize=0",  # never rotate: the benchmark reads one file
-            ]
-        api = stack.enter_context(running("kube-apiserver", argv, workdir))
-        kube = RealKube(version, server, pki, workdir, admin, etcd, api)
-        api.wait_ready(lambda: kube.session.get(f"{server}/readyz", timeout=5).status_code == 200)
-        if controller_manager:
-            kube.controller_manager = start_controller_manager(kube, peers, extra_args=kcm_args)
-        try:
-            yield kube
-        finally:
-            stop_controller_manager(kube)
-            kube.session.close()
-
-
-def audit_writes(path: Path, *, since: str = "") -> list[Obj]:
-    """Audit events (ResponseComplete) of writes, optionally only those whose
-    ``requestReceivedTimestamp`` is >= ``since`` (RFC 3339, microseconds)."""
-    out = []
-    with path.open() as f:
-        for line in f:
-            event = json.loads(line)
-            if event.get("stage") != "ResponseComplete":
-                continue
-            if since and event.get("requestReceivedTimestamp", "") < since:
-                continue
-            out.append(event)
-    return out
-
-
 # -- Heketi ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def start_heketi_for(
-    peers: Peers,
-    workdir: Path,
-    *,
-    auth: bool = True,
-    max_inflight: int = 8,
-    topology: Obj | None = None,
-) -> Iterator[RealHeketi]:
-    """As ``peers.start_heketi`` (mock executor, topology loaded by heketi-cli), with
-    JWT auth optional and ``glusterfs.max_inflight_operations`` set (8 is Heketi's
-    default). Storage addresses default to STORAGE_IPS."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config: Obj = {
-        "port": str(port),
-        "use_auth": auth,
-        "glusterfs": {
-            "executor": "mock",
-            "db": str(workdir / "heketi.db"),
-            "loglevel": "warning",
-            "max_inflight_operations": max_inflight,
-        },
-    }
-    if auth:
-        config["jwt"] = {"admin": {"key": HEKETI_ADMIN_KEY}, "user": {"key": HEKETI_USER_KEY}}
-    cfg = workdir / "heketi.json"
-    cfg.write_text(json.dumps(config, indent=1))
-    cfg.chmod(0o600)
-    url = f"http://127.0.0.1:{port}"
-    argv = [peers.path("HEKETI"), f"--config={cfg}"]
-    if not auth:
-        argv.append("--disable-auth")
-    with running("heketi", argv, workdir) as p:
-        p.wait_ready(lambda: local_get(f"{url}/hello", timeout=2).status_code == 200)
-        heketi = RealHeketi(url, HEKETI_ADMIN_KEY, HEKETI_USER_KEY, p, workdir)
-        topo = workdir / "topology.json"
-        topo.write_text(json.dumps(topology or default_topology(storage_ips=STORAGE_IPS)))
-        heketi.cli("topology", "load", f"--json={topo}", heketi_cli=peers.path("HEKETI_CLI"))
-        heketi.cluster_ids = list(heketi.get("/clusters")["clusters"])
-        yield heketi
 
 
 def heketi_volume_ids(heketi: RealHeketi) -> set[str]:
@@ -266,15 +68,6 @@ def heketi_volume(heketi: RealHeketi, volume_id: str) -> Obj:
 
 
 # -- objects --------------------------------------------------------------------------
-
-
-def make_namespace(kube: RealKube, name: str) -> None:
-    kube.request(
-        "POST",
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-        ok=(201, 409),
-    )
 
 
 def make_secret(

@@ -24,9 +24,7 @@ import pytest
 from heketi_client import BlockVolumeInfo
 from provisioner.gluster.block.objects import build_block_pv, build_chap_secret
 from provisioner.gluster.block.parameters import parse_block_parameters
-
-from .conftest import ControllerFactory
-from .controller import (
+from testbeds.harness.controller import (
     CONTROLLER_NAMESPACE,
     SERVICE_ACCOUNT,
     install_rbac,
@@ -35,7 +33,9 @@ from .controller import (
     make_namespace,
     make_storage_class,
 )
-from .peers import RealHeketi, RealKube, wait_for
+from testbeds.peers import RealHeketi, RealKube, wait_for
+
+from .conftest import ControllerFactory
 from .test_flows import claim_path, get_or_none, wait_bound, wait_event, wait_gone
 
 pytestmark = pytest.mark.timeout(240)

@@ -24,10 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
+from testbeds.harness.controller import ControllerProcess
+from testbeds.peers import REPO, RealHeketi, RealKube, free_port, wait_for
 from tests.go_tools import go_tool
-
-from .controller import ControllerProcess
-from .peers import REPO, RealHeketi, RealKube, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 

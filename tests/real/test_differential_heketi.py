@@ -24,9 +24,7 @@ import pytest
 import requests
 
 from provisioner.sandbox.heketi import HeketiSimulator
-
-from .differential import check_against_allowlist, differences, flatten
-from .peers import (
+from testbeds.peers import (
     BLOCK_HOSTING_GIB,
     HEKETI_ADMIN_KEY,
     HEKETI_USER_KEY,
@@ -34,6 +32,8 @@ from .peers import (
     default_topology,
     start_heketi,
 )
+
+from .differential import check_against_allowlist, differences, flatten
 
 pytestmark = pytest.mark.timeout(120)
 

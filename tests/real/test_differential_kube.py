@@ -38,9 +38,9 @@ import pytest
 import requests
 
 from provisioner.sandbox.kube import KubeSandbox
+from testbeds.peers import RealKube
 
 from .differential import Allowlist, Record, check_against_allowlist, differences, flatten
-from .peers import RealKube
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -445,7 +445,7 @@ def run_script(target: Target) -> dict[str, Record]:
 # -- the peers -------------------------------------------------------------------------
 
 
-# the real peer (tests/real/peers.py's name) → the version the sandbox reports
+# the real peer (testbeds.peers's name) → the version the sandbox reports
 VERSIONS = {"1.25": "1.25.16", "current": "1.37.2"}
 
 

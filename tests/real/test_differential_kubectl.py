@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from provisioner.sandbox.kube import KubeSandbox
+from testbeds.harness.controller import kubectl_binary
+from testbeds.peers import RealKube
 
-from .controller import kubectl_binary
-from .peers import RealKube
 from .test_differential_kube import VERSIONS, norm_text
 
 pytestmark = pytest.mark.timeout(180)

@@ -26,9 +26,7 @@ import requests
 import yaml
 
 from heketi_client import Durability, HeketiClient, VolumeCreateRequest
-
-from .conftest import ControllerFactory
-from .controller import (
+from testbeds.harness.controller import (
     CONTROLLER_NAMESPACE,
     PROVISIONER_NAME,
     ControllerProcess,
@@ -37,7 +35,9 @@ from .controller import (
     make_storage_class,
     start_controller,
 )
-from .peers import RealHeketi, RealKube, wait_for
+from testbeds.peers import RealHeketi, RealKube, wait_for
+
+from .conftest import ControllerFactory
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -28,9 +28,20 @@ from typing import Any
 
 import pytest
 
+from testbeds.harness.controller import start_controller
+from testbeds.peers import (
+    HEKETI_ADMIN_KEY,
+    Peers,
+    RealHeketi,
+    RealKube,
+    audit_writes,
+    default_topology,
+    start_heketi,
+    start_kube,
+    wait_for,
+)
+
 from . import intree as it
-from .controller import start_controller
-from .peers import HEKETI_ADMIN_KEY, Peers, RealHeketi, RealKube, default_topology, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -327,13 +338,17 @@ def world(real_peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     delay_proxy = it.bench_module("delay_proxy")
     tmp: Path = tmp_path_factory.mktemp("golden")
     with (
-        it.start_cluster(real_peers, "1.25", tmp / "kube", audit_log=tmp / "audit.log") as kube,
-        it.start_heketi_for(
-            real_peers, tmp / "heketi", topology=default_topology(6, storage_ips=AUTH_IPS)
+        start_kube(real_peers, "1.25", tmp / "kube", audit_log=tmp / "audit.log") as kube,
+        start_heketi(
+            real_peers,
+            tmp / "heketi",
+            loglevel="warning",
+            topology=default_topology(6, storage_ips=AUTH_IPS),
         ) as heketi,
-        it.start_heketi_for(
+        start_heketi(
             real_peers,
             tmp / "heketi-noauth",
+            loglevel="warning",
             auth=False,
             topology=default_topology(3, storage_ips=NOAUTH_IPS),
         ) as noauth,
@@ -488,7 +503,7 @@ def test_who_deletes_the_endpoints_and_service(
     kube-controller-manager's endpoints controller deletes the Endpoints of a Service
     it saw deleted; whichever comes second gets 404. Ours deletes both itself."""
     deleters: dict[tuple[str, str], set[str]] = {}
-    for e in it.audit_writes(world.audit_log):
+    for e in audit_writes(world.audit_log):
         ref = e.get("objectRef") or {}
         if (
             e["verb"] == "delete"

@@ -41,9 +41,18 @@ from typing import Any
 
 import pytest
 
+from testbeds.harness.controller import ControllerProcess, start_controller
+from testbeds.peers import (
+    HEKETI_ADMIN_KEY,
+    Peers,
+    RealHeketi,
+    RealKube,
+    start_heketi,
+    start_kube,
+    wait_for,
+)
+
 from . import intree as it
-from .controller import ControllerProcess, start_controller
-from .peers import HEKETI_ADMIN_KEY, Peers, RealHeketi, RealKube, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -131,7 +140,7 @@ class Legacy:
 def _provision_intree(peers: Peers, tmp: Path, heketi_url: str) -> dict[str, tuple[Obj, ...]]:
     """claim name -> (claim, PV, Endpoints, Service) as in-tree wrote them on 1.25."""
     out: dict[str, tuple[Obj, ...]] = {}
-    with it.start_cluster(peers, "1.25", tmp / "kube-1.25") as kube:
+    with start_kube(peers, "1.25", tmp / "kube-1.25") as kube:
         _class(kube, heketi_url)
         for name in OLD:
             it.make_claim(kube, NS, name, CLASS)
@@ -173,7 +182,7 @@ def legacy(real_peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Itera
     delay_proxy = it.bench_module("delay_proxy")
     tmp = tmp_path_factory.mktemp("migration")
     with (
-        it.start_heketi_for(real_peers, tmp / "heketi") as heketi,
+        start_heketi(real_peers, tmp / "heketi", loglevel="warning") as heketi,
         delay_proxy.HeketiProxy(heketi.url) as proxy,
     ):
         objects = _provision_intree(real_peers, tmp, proxy.url)
@@ -181,7 +190,7 @@ def legacy(real_peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Itera
                         for o in objects.values()}  # fmt: skip
         assert provisioners == {it.INTREE}
         assert sorted(_gid(o[1]) for o in objects.values()) == [2000, 2001, 2002]
-        with it.start_cluster(real_peers, "current", tmp / "kube-current") as kube:
+        with start_kube(real_peers, "current", tmp / "kube-current") as kube:
             _class(kube, proxy.url)
             pvs = _restore(kube, objects)
             yield Legacy(kube, heketi, proxy, pvs, tmp)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .peers import REPO, Peers
+from testbeds.peers import REPO, Peers
 
 pytestmark = pytest.mark.timeout(240)
 

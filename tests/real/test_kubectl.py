@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from .controller import CONTROLLER_NAMESPACE, forget_rbac, kubectl_binary
-from .peers import REPO, RealHeketi, RealKube, wait_for
+from testbeds.harness.controller import CONTROLLER_NAMESPACE, forget_rbac, kubectl_binary
+from testbeds.peers import REPO, RealHeketi, RealKube, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

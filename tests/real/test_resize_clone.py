@@ -25,10 +25,10 @@ import requests
 
 from provisioner.sandbox.heketi import HeketiSimulator
 from provisioner.sandbox.kube import KubeSandbox
+from testbeds.harness.controller import kubectl, make_claim, make_namespace, make_storage_class
+from testbeds.peers import HEKETI_ADMIN_KEY, RealHeketi, RealKube, wait_for
 
 from .conftest import ControllerFactory
-from .controller import kubectl, make_claim, make_namespace, make_storage_class
-from .peers import HEKETI_ADMIN_KEY, RealHeketi, RealKube, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

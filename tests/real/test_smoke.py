@@ -10,8 +10,7 @@ import requests
 import yaml
 
 from heketi_client import HeketiClient
-
-from .peers import Peers, RealHeketi, RealKube
+from testbeds.peers import Peers, RealHeketi, RealKube
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .peers import RealKube
+from testbeds.peers import RealKube
 
 pytestmark = pytest.mark.timeout(120)
 

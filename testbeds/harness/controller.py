@@ -1,5 +1,6 @@
-"""Run OUR controller as its own process against a real API server, under exactly the
-RBAC that ``manifests/`` grants, and the objects a StorageClass of ours needs.
+"""The shared harness: run OUR controller as its own process against a real API
+server, under exactly the RBAC that ``manifests/`` grants, and the objects a
+StorageClass of ours needs.
 
 - ``install_rbac(kube)`` renders ``manifests/`` with ``kubectl kustomize`` and applies,
   as the admin, only its Namespace, ServiceAccount, (Cluster)Role and
@@ -33,7 +34,8 @@ from typing import Any
 
 import yaml
 
-from .peers import REPO, RealHeketi, RealKube, free_port, local_get, wait_for
+from ..peers import REPO, RealHeketi, RealKube
+from .processes import free_port, local_get, marker, wait_for
 
 CONTROLLER_NAMESPACE = "heketi-provisioner"
 SERVICE_ACCOUNT = "heketi-provisioner"
@@ -259,7 +261,7 @@ def start_controller(
         # not the repository: the installed package is what runs (PYTHONPATH may
         # point elsewhere, e.g. at an exported commit)
         cwd=log_path.parent,
-        env={**base, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={**base, "PYTHONUNBUFFERED": "1", **marker("controller"), **(env or {})},
         start_new_session=True,
     )
     cp = ControllerProcess(kube, argv, log_path, f"http://127.0.0.1:{port}", proc, log)
