@@ -23,8 +23,10 @@ from provisioner.controller.backends import Backends
 from provisioner.controller.caches import Caches
 from provisioner.controller.contract import Provisioner
 from provisioner.controller.loop import Controller
+from provisioner.gluster.block.objects import block_volume_id
 from provisioner.gluster.block.provisioner import BlockProvisioner
 from provisioner.gluster.provisioner import GlusterProvisioner
+from provisioner.gluster.volume_owners import VolumeOwners, file_volume_id
 from provisioner.k8s.errors import KubeForbidden
 from provisioner.k8s.kubeapi import KubeAPI, load_api_client
 from provisioner.k8s.leader import LeaderElector
@@ -41,6 +43,10 @@ def build_controller(settings: Settings) -> Controller:
     kube = KubeAPI(load_api_client(settings.kubeconfig), request_timeout=settings.request_timeout)
     caches = Caches(kube, settings)
     metrics = Metrics()
+    # Which PV names which Heketi volume (file or block), from the PV cache: every
+    # answer from Heketi is checked against it before a PV is written (answers).
+    owners = VolumeOwners((file_volume_id, block_volume_id))
+    owners.attach(caches.pvs)
     provisioner = GlusterProvisioner(
         kube=kube,
         provisioner_name=settings.provisioner_name,
@@ -51,6 +57,7 @@ def build_controller(settings: Settings) -> Controller:
         heketi_observer=metrics.observe_heketi,
         intent_namespace=settings.namespace,
         assume_glusterfs_plugin=settings.assume_glusterfs_plugin,
+        volume_owners=owners,
     )
     backend: Provisioner = provisioner
     if settings.block_provisioner_name:
@@ -62,6 +69,7 @@ def build_controller(settings: Settings) -> Controller:
             pool=provisioner.pool,
             intent_namespace=settings.namespace,
             orphan_grace_seconds=settings.orphan_grace_seconds,
+            volume_owners=owners,
         )
         backend = Backends({settings.provisioner_name: provisioner, block.provisioner_name: block})
     return Controller(kube, backend, settings, caches=caches, metrics=metrics)

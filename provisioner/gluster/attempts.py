@@ -32,7 +32,7 @@ class Attempt:
     volume: VolumeInfo | None = None
     uncertain: bool = False  # a create may have happened that we did not see
     recorded: bool = False  # the intent record holds ``gid``
-    shares_gid: bool = False  # a clone: ``gid`` is its source's, counted once more
+    shares_gid: bool = False  # a clone: this attempt counted one more holder of ``gid``
 
 
 class Attempts:

@@ -9,21 +9,36 @@ The same steps as a create (``creator``), with the same crash safety:
    so a second clone call would make a second volume: whenever an earlier attempt
    may have cloned (the record existed already, or the answer was lost), the name
    index is consulted first;
-3. if the claim asks for more than the source's size, the clone is grown
-   (``expander``: from Heketi's size, so a retry never grows twice).
+3. Heketi's answer (the clone's, or the one a lookup found) is checked before it is
+   used (``answers``): the requested name, not the source's id nor any other PV's
+   or claim's, the source's GID and never 0. A clone answered with another volume
+   is never grown, let alone written into a PV;
+4. if the claim asks for more than the source's size, the clone is grown
+   (``expander``). Heketi's expand takes an increment, so the grow starts from the
+   volume's size as Heketi reports it *now*: the clone's own answer only when it
+   came in this very call, otherwise a fresh GET. After a failed or uncertain grow
+   (a lost answer, a timeout) the remembered answer is stale and would have the
+   whole increment sent again on every retry. The grown answer is checked too,
+   its size against the request.
 
 The GID. Heketi copies the source volume's GID to the clone and has no call to
 change a volume's GID afterwards, and the clone's bricks are snapshots of the
 source's, so its files belong to that GID anyway: a clone with a GID of its own
 would be a copy its pods cannot write. The clone therefore keeps its source's GID,
 and the PV says so. That GID is the tenant's already (the source is a claim in the
-same namespace, bound to a PV we made for it), and ``GidAllocator.share`` counts it
-once more, so it goes back to the pool only after both volumes are gone.
+same namespace, bound to a PV we made for it). The clone's record holds it from
+before the clone is asked for (``GidAllocator.share`` counts one more holder), so a
+source deleted while its clone is in flight leaves the GID held; it goes back to the
+pool only after both are gone (the clone's record or PV, and the source's PV). After
+a restart ``prepare`` counts the record again (records of claims without a PV are
+holders), so the protection survives it; it is lifted when the clone's record goes
+with its PV (success: the PV holds it instead) or with its claim (the sweep).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -31,6 +46,7 @@ import structlog
 from heketi_client import VolumeInfo
 from heketi_client.errors import HeketiError, NotFound, VolumeNameInUse
 from provisioner.controller.contract import InvalidInput, Outcome, ProvisionError
+from provisioner.gluster.answers import Answer, AnswerRefused, Asked, accept
 from provisioner.gluster.attempts import Attempt
 from provisioner.gluster.creator import may_have_happened
 from provisioner.gluster.expander import VolumeExpander
@@ -86,6 +102,8 @@ class VolumeCloner:
             )  # fmt: skip
 
         attempt = self.ledger.attempts.for_claim(uid, class_name, target.url)
+        asked = Asked(uid, name, gid=gid, source_id=source_id, what="clone")
+        fresh = False  # Heketi's answer about the clone came in this very call
         if attempt.volume is None:
             if not attempt.recorded:
                 self._record_intent(attempt, claim, class_name, target, name, gid)
@@ -96,12 +114,17 @@ class VolumeCloner:
                     doing = "looking for a clone an earlier attempt may have made"
                     raise failure(err, doing) from None
                 if found is not None:
-                    self._take(attempt, found, gid)
+                    self._take(attempt, found, replace(asked, what="lookup"))
             if attempt.volume is None:
-                self._clone(attempt, target, source_id, name, gid, failure)
+                self._clone(attempt, target, source_id, name, asked, failure)
+                fresh = True
         assert attempt.volume is not None
         if attempt.volume.size < size:
-            attempt.volume = self.expander.grow(target, attempt.volume.id, size, attempt.volume)
+            # Only an answer from this call is known to be current: after a failed or
+            # uncertain grow the remembered one is not, so the expander GETs first.
+            known = attempt.volume if fresh else None
+            grown = self.expander.grow(target, attempt.volume.id, size, known)
+            self._take(attempt, grown, replace(asked, min_size=size, what="grow"))
         return attempt.volume
 
     def _source(self, source_pv: Obj, target: HeketiTarget) -> tuple[str, int]:
@@ -141,16 +164,29 @@ class VolumeCloner:
             volume_name=name,
             gid=gid,
         )
+        gids = self.ledger.gids
+        held_now = not attempt.shares_gid
+        if held_now:
+            # Before the record and the clone: a source deleted from here on leaves
+            # its GID to the clone instead of to the next claim of the class.
+            gids.share(class_name, gid)
+            attempt.shares_gid = True
         where = f"ConfigMap {self.records.namespace}/{intent.name}"
         try:
             recorded, created = self.records.write(intent)
         except KubeAPIError as err:
+            # The record may exist now (the answer was lost): keep the hold with it.
             raise ProvisionError(
                 f"writing {where} (the record made before the Heketi clone) failed: {err}; "
                 "will retry"
             ) from None
         except RecordConflict as err:
             raise ProvisionError(str(err)) from None
+        if not created and held_now:
+            # Written before this call: it holds the GID already (counted by
+            # ``prepare``, or by the attempt that wrote it).
+            gids.release(class_name, gid)
+            attempt.shares_gid = False
         if not created and recorded.gid != gid:
             raise ProvisionError(
                 f"{where} records GID {recorded.gid} for this claim, but its source volume "
@@ -167,7 +203,7 @@ class VolumeCloner:
         target: HeketiTarget,
         source_id: str,
         name: str,
-        gid: int,
+        asked: Asked,
         failure: Callable[[HeketiError, str], ProvisionError],
     ) -> None:
         client = self.pool.client(target)
@@ -187,23 +223,22 @@ class VolumeCloner:
             if may_have_happened(err, target.user):
                 attempt.uncertain = True
             raise failure(err, f"cloning volume {source_id}") from None
+        self._take(attempt, volume, asked)
         self.ledger.indexes.for_server(target.url).add(volume)
         log.info(
             "heketi_volume.cloned", heketi_volume=volume.name, volume_id=volume.id,
             source_volume_id=source_id, gid=volume.gid,
         )  # fmt: skip
-        self._take(attempt, volume, gid)
 
-    def _take(self, attempt: Attempt, volume: VolumeInfo, gid: int) -> None:
-        """Make ``volume`` the claim's; its GID must be the source's (Heketi copies it)."""
-        if volume.gid and volume.gid != gid:
-            raise ProvisionError(
-                f"Heketi volume {volume.name} ({volume.id}) cloned for this claim has GID "
-                f"{volume.gid}, not its source's {gid}; not binding it",
-                outcome=Outcome.WAIT_FOR_CHANGE,
-            )
+    def _take(self, attempt: Attempt, volume: VolumeInfo, asked: Asked) -> None:
+        """Make ``volume`` the claim's once it checks out (``answers.accept``). A
+        refused answer leaves the claim's own clone unknown: the next attempt looks
+        it up by name first."""
+        try:
+            accept(Answer.of(volume), asked, self.ledger.owners)
+        except AnswerRefused:
+            attempt.volume = None
+            attempt.uncertain = True
+            raise
         attempt.volume = volume
         attempt.uncertain = False
-        if not attempt.shares_gid:
-            self.ledger.gids.share(attempt.class_name, gid)
-            attempt.shares_gid = True

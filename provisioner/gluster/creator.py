@@ -20,6 +20,11 @@ A claim whose record this process created provably has no volume yet (no process
 creates one before the record exists): it goes straight to the create. A clean
 failure keeps the GID reserved, since the record still names it; it goes back when
 the record goes (the sweep).
+
+Every answer, created or found, goes through ``answers.accept`` before it is kept:
+its name, id, GID (the recorded one) and size must be what was asked. A refused one
+is not kept, indexed or deleted; the claim's volume may still exist under its name,
+so the next attempt looks for it first.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from heketi_client.errors import (
     OutcomeUnknown,
     VolumeNameInUse,
 )
-from provisioner.controller.contract import Outcome, ProvisionError
+from provisioner.controller.contract import ProvisionError
+from provisioner.gluster.answers import Answer, AnswerRefused, Asked, accept
 from provisioner.gluster.attempts import Attempt
 from provisioner.gluster.failures import provision_failure, user_role_hint
 from provisioner.gluster.gid import GidExhausted
@@ -102,7 +108,7 @@ class VolumeCreator:
                 doing = "looking for a volume an earlier attempt may have made"
                 raise failure(err, doing) from None
             if found is not None:
-                return self._adopt(uid, attempt, found)
+                return self._adopt(uid, attempt, found, name, size)
         assert attempt.gid is not None
         request = VolumeCreateRequest(
             size=size,
@@ -126,7 +132,7 @@ class VolumeCreator:
                 attempt.uncertain = True
                 raise failure(look_err, "looking for the volume holding the name") from None
             if found is not None:
-                return self._adopt(uid, attempt, found)
+                return self._adopt(uid, attempt, found, name, size)
             attempt.uncertain = True  # still being created: visible once it is done
             raise failure(err) from None
         except HeketiError as err:
@@ -134,6 +140,7 @@ class VolumeCreator:
                 attempt.uncertain = True
             # Either way the gid stays reserved: the intent record names it.
             raise failure(err) from None
+        self._accept(attempt, volume, Asked(uid, name, gid=attempt.gid, min_size=size))
         attempt.volume = volume
         attempt.uncertain = False
         self.ledger.indexes.for_server(target.url).add(volume)
@@ -182,33 +189,30 @@ class VolumeCreator:
                 attempt.gid = recorded.gid
         attempt.recorded = True
 
-    def _adopt(self, uid: str, attempt: Attempt, found: VolumeInfo) -> VolumeInfo:
-        """Take over a volume an earlier attempt created: its id and its gid.
-
-        If the volume has another gid than the record (made by an earlier version,
-        whose record lived elsewhere), the volume's gid is the one its files carry,
-        so the PV must say it; both stay reserved until the record goes. But a gid
-        this process already holds for something else is never shared: two volumes
-        of a class with one gid would let each one's pods write the other's files.
-        """
-        gids = self.ledger.gids
-        if found.gid and found.gid != attempt.gid:
-            if gids.is_used(attempt.class_name, found.gid):
-                raise ProvisionError(
-                    f"Heketi volume {found.name} ({found.id}) made for this claim by an "
-                    f"earlier attempt has GID {found.gid}, which another volume of "
-                    f"StorageClass {attempt.class_name} holds; not binding it (delete that "
-                    "Heketi volume to provision afresh)",
-                    outcome=Outcome.WAIT_FOR_CHANGE,
-                )
-            gids.observe(attempt.class_name, found.gid)
-            attempt.gid = found.gid
+    def _adopt(
+        self, uid: str, attempt: Attempt, found: VolumeInfo, name: str, size: int
+    ) -> VolumeInfo:
+        """Take over a volume an earlier attempt created, once it checks out: its GID
+        must be the record's (a volume of this name with another GID was not made
+        for this record, and two volumes of a class with one GID would let each
+        one's pods write the other's files)."""
+        asked = Asked(uid, name, gid=attempt.gid, min_size=size, what="lookup")
+        self._accept(attempt, found, asked)
         attempt.volume = found
         attempt.uncertain = False
         log.info(
             "heketi_volume.adopted", heketi_volume=found.name, volume_id=found.id, claim_uid=uid
         )
         return found
+
+    def _accept(self, attempt: Attempt, volume: VolumeInfo, asked: Asked) -> None:
+        """``answers.accept``; a refused answer leaves the claim's own volume unknown,
+        so the next attempt looks it up by name before creating."""
+        try:
+            accept(Answer.of(volume), asked, self.ledger.owners)
+        except AnswerRefused:
+            attempt.uncertain = True
+            raise
 
     def undo(self, target: HeketiTarget, uid: str, class_name: str, volume: VolumeInfo) -> None:
         """Delete a volume made for a PV that cannot be built (a bug, not a condition)."""

@@ -5,7 +5,9 @@ the same request twice grows the volume twice. Every grow therefore starts from
 Heketi's own answer about the volume's size now (``GET /volumes/{id}``) and asks
 only for the difference, rounded up to whole GiB as the in-tree plugin did. A retry
 after a lost answer, or after a kill between Heketi's expand and the PV update,
-finds the volume grown already and sends nothing.
+finds the volume grown already and sends nothing. The one exception, ``known``, is
+for an answer that is current by construction: a clone made in the same call
+(``cloner``); a remembered answer from an earlier call never is.
 
 Only the PV (admin-written) says which volume and which server: its
 ``gluster.kubernetes.io/heketi-volume-id`` and our server annotations, or for
@@ -80,6 +82,13 @@ class VolumeExpander:
                 volume_id=volume_id, size_gib=size_gib, by_gib=by,
             ) from None  # fmt: skip
         log.info("heketi_volume.expanded", volume_id=volume_id, by_gib=by, size_gib=grown.size)
+        if grown.id != volume_id:
+            # The expand's 303 named another volume: nothing learnt about this one.
+            raise ProvisionError(
+                f"Heketi answered the expand of volume {volume_id} with volume {grown.id}; "
+                "not trusting it (not asking again until the claim changes)",
+                outcome=Outcome.WAIT_FOR_CHANGE,
+            )
         if grown.size < size_gib:
             # Asking again would grow it again, by an amount computed from an answer
             # that cannot be trusted: stop here and let the operator look.

@@ -3,7 +3,14 @@
 Each Gluster volume gets a supplemental group that pods use to write to it, so two
 volumes of the same class must never share one. The allocator is rebuilt at start
 from the ``pv.beta.kubernetes.io/gid`` annotations of existing PVs (ours and the
-in-tree provisioner's) and then kept in memory.
+in-tree provisioner's) and from the intent records of claims that have no PV yet,
+and then kept in memory.
+
+A GID can have several holders: a Heketi clone keeps its source's GID, so the
+source's PV, the clone's intent record (from before the clone is asked for) and
+later the clone's PV all hold it. It is counted once per holder (``share``) and is
+free again only after the last holder's ``release``; a source deleted while its
+clone is in flight therefore cannot hand its GID to the next claim of the class.
 
 Used GIDs are kept as sorted, disjoint, non-adjacent intervals. The lowest free GID
 at or above ``gid_min`` is then either ``gid_min`` itself or one past the end of the
@@ -133,12 +140,17 @@ class GidAllocator:
             return gid
 
     def share(self, class_name: str, gid: int) -> None:
-        """One more volume holds ``gid`` (a clone of a volume that holds it): it takes
-        one more ``release`` before the GID is free."""
+        """One more holder of ``gid``: a clone's record or PV beside its source's
+        (Heketi clones keep the GID), or at start one more PV or record naming it.
+        The GID is free only after every holder's ``release``. A GID nobody held yet
+        becomes held by this one."""
         if not 0 <= gid <= GID_LIMIT:
             return
         with self._lock:
-            self._pools.setdefault(class_name, _Intervals()).add(gid)
+            pool = self._pools.setdefault(class_name, _Intervals())
+            if gid not in pool:
+                pool.add(gid)
+                return
             self._extra[(class_name, gid)] = self._extra.get((class_name, gid), 0) + 1
 
     def release(self, class_name: str, gid: int) -> None:
@@ -155,6 +167,14 @@ class GidAllocator:
             pool = self._pools.get(class_name)
             if pool is not None:
                 pool.remove(gid)
+
+    def holders(self, class_name: str, gid: int) -> int:
+        """How many releases it takes before ``gid`` is free (0: free now)."""
+        with self._lock:
+            pool = self._pools.get(class_name)
+            if pool is None or gid not in pool:
+                return 0
+            return 1 + self._extra.get((class_name, gid), 0)
 
     def is_used(self, class_name: str, gid: int) -> bool:
         with self._lock:

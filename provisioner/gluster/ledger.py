@@ -3,6 +3,8 @@
 * ``gids``: the GIDs held per StorageClass (``GidAllocator``);
 * ``indexes``: the name index of each Heketi server (``VolumeIndexes``);
 * ``attempts``: each claim's provision attempt, and which claims are busy;
+* ``owners``: which PV or claim owns each Heketi volume id (``VolumeOwners``), asked
+  before an answer from Heketi is used (``answers``);
 * which volumes' GIDs went back already: the controller may call delete again for a
   PV whose finalizer removal failed, by which time its GID may belong to a new claim,
   and the sweep may meet a volume the PV delete path already released.
@@ -19,15 +21,17 @@ from heketi_client import HeketiClient, VolumeInfo
 from provisioner.gluster.attempts import Attempts
 from provisioner.gluster.gid import GidAllocator
 from provisioner.gluster.volume_index import VolumeIndex, VolumeIndexes
+from provisioner.gluster.volume_owners import VolumeOwners
 
 __all__ = ["Ledger"]
 
 
 class Ledger:
-    def __init__(self) -> None:
+    def __init__(self, owners: VolumeOwners | None = None) -> None:
         self.gids = GidAllocator()
         self.indexes = VolumeIndexes()
         self.attempts = Attempts()
+        self.owners = owners or VolumeOwners()
         self._lock = threading.Lock()
         self._released: set[str] = set()  # volume ids whose gid went back already
 
@@ -52,6 +56,7 @@ class Ledger:
         if gid:
             self.gids.release(class_name, gid)
         self.attempts.volume_gone(claim_uid, volume_id)
+        self.owners.release(volume_id)
 
     def first_release(self, volume_id: str) -> bool:
         """True only the first time for a volume: its GID goes back exactly once."""

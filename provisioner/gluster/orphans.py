@@ -33,9 +33,13 @@ checked in this order:
 
 Then: the volume is looked up by its name (what this process knows of the claim's
 attempt first; otherwise the name index, brought up to date with one list plus a
-GET per id not seen before), deleted (Heketi's own 404 = done), its GID released
-once Heketi confirmed, then the Endpoints, the Service and the record go. A record
-with no volume (the create failed, or never ran) just goes, with its GID.
+GET per id not seen before) and checked like any answer (``answers.mismatch``: the
+recorded name and GID, and no PV or other claim names its id; a lookup answered
+with someone else's volume must not make the sweep delete it: the record is kept
+and the volume left to the operator); then deleted (Heketi's own 404 = done), the
+record's hold on its GID released once Heketi confirmed, then the Endpoints, the
+Service and the record go. A record with no volume (the create failed, or never
+ran) just goes, with its hold on the GID.
 
 Why a grace at all: a PV is written only by a ``provision`` that started while the
 claim existed. In this process that is excluded above; with leader election no
@@ -54,7 +58,6 @@ Cost: one list of the records per sweep; with no candidate records, nothing else
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -64,11 +67,10 @@ import structlog
 from heketi_client import VolumeInfo
 from heketi_client.errors import HeketiError
 from provisioner.controller.contract import ProvisionError, pv_name
-from provisioner.controller.predicates import class_name_of
+from provisioner.gluster.answers import Answer, Asked, mismatch
 from provisioner.gluster.credentials import target_for_class
 from provisioner.gluster.deleter import VolumeDeleter
 from provisioner.gluster.endpoints import delete_endpoints
-from provisioner.gluster.gid import gid_from_pv
 from provisioner.gluster.intent import Intent, IntentStore
 from provisioner.gluster.ledger import Ledger
 from provisioner.gluster.objects import endpoints_name, heketi_volume_name
@@ -163,14 +165,8 @@ class OrphanSweeper:
         except KubeAPIError as err:
             log.warning("orphan_sweep.records_unreadable", error=str(err))
             return []
-        pv_list = list(pvs)
-        pv_names = {str(pv["metadata"].get("name")) for pv in pv_list}
+        pv_names = {str(pv["metadata"].get("name")) for pv in pvs}
         live = {str(c["metadata"].get("uid")) for c in claims}
-        held: Counter[tuple[str, int]] = Counter((i.class_name, i.gid) for i in intents)
-        for pv in pv_list:
-            gid = gid_from_pv(pv)
-            if gid is not None:
-                held[(class_name_of(pv) or "", gid)] += 1
 
         candidates: dict[str, Intent] = {}
         for intent in intents:
@@ -189,7 +185,7 @@ class OrphanSweeper:
             if seen.sweep == self._sweeps or now - seen.seen_at < self.grace_seconds:
                 continue
             try:
-                done = self._reclaim(intent, held)
+                done = self._reclaim(intent)
             except Exception:  # one record's trouble must not stop the others
                 log.exception("orphan_sweep.record_failed", claim_uid=uid)
                 continue
@@ -215,7 +211,7 @@ class OrphanSweeper:
 
     # -- one record ----------------------------------------------------------------
 
-    def _reclaim(self, intent: Intent, held: Counter[tuple[str, int]]) -> Reclaimed | None:
+    def _reclaim(self, intent: Intent) -> Reclaimed | None:
         plan = self._plan(intent)
         if plan is None:
             return None
@@ -226,7 +222,7 @@ class OrphanSweeper:
         try:
             if not self._confirmed_gone(intent):
                 return None
-            return self._reclaim_confirmed(intent, plan, held)
+            return self._reclaim_confirmed(intent, plan)
         finally:
             attempts.end_reclaim(uid)
 
@@ -270,9 +266,7 @@ class OrphanSweeper:
             return None
         return _Plan(params, target)
 
-    def _reclaim_confirmed(
-        self, intent: Intent, plan: _Plan, held: Counter[tuple[str, int]]
-    ) -> Reclaimed | None:
+    def _reclaim_confirmed(self, intent: Intent, plan: _Plan) -> Reclaimed | None:
         uid = intent.claim_uid
         target = plan.target
         known, volume = self.ledger.attempts.known_outcome(uid)
@@ -292,6 +286,8 @@ class OrphanSweeper:
                         )
                         return None
                 if volume is not None:
+                    if not self._trusted(intent, volume):
+                        return None
                     self.deleter.delete_volume(target, volume.id)
             except ProvisionError as err:  # delete_failure scrubs the key
                 log.warning(
@@ -303,7 +299,7 @@ class OrphanSweeper:
                     "orphan_sweep.lookup_failed", heketi_volume=intent.volume_name, error=str(err)
                 )
                 return None
-        self._release(intent, volume, held)
+        self._release(intent, volume)
         endpoints = endpoints_name(plan.params.endpoints_prefix, uid)
         try:
             delete_endpoints(
@@ -360,29 +356,31 @@ class OrphanSweeper:
             log.warning("orphan_sweep.pv_unchecked", pv=pv_name(intent.claim_uid), error=str(err))
             return False
 
-    def _release(
-        self, intent: Intent, volume: VolumeInfo | None, held: Counter[tuple[str, int]]
-    ) -> None:
-        """Give back the recorded gid (and the volume's, if another) unless something
-        else holds it: a PV or another record of the class, or an attempt here.
-        Keeping one costs a gap in the numbering; releasing one wrongly would hand
-        out a duplicate."""
-        ledger = self.ledger
-        class_name = intent.class_name
-        others = ledger.attempts.gids(except_claim=intent.claim_uid)
+    def _trusted(self, intent: Intent, volume: VolumeInfo) -> bool:
+        """Whether the volume found under the record's name is the record's to delete."""
+        asked = Asked(intent.claim_uid, intent.volume_name, gid=intent.gid, what="lookup")
+        found = mismatch(Answer.of(volume), asked, self.ledger.owners)
+        if found is None:
+            return True
+        self._keep(
+            intent,
+            f"the volume Heketi lists under its name ({volume.id}) does not match the "
+            f"record: its {found.field} {found.reason}"
+            + (f" ({found.detail})" if found.detail else ""),
+        )
+        return False
+
+    def _release(self, intent: Intent, volume: VolumeInfo | None) -> None:
+        """Give back the record's hold on its GID, once. Other holders (a PV, another
+        record: a clone and its source share a GID) hold it on by their own count."""
+        ledger, uid = self.ledger, intent.claim_uid
         if volume is not None:
-            ledger.volume_gone(intent.rest_url, volume.id, class_name, None, intent.claim_uid)
+            ledger.volume_gone(intent.rest_url, volume.id, intent.class_name, None, uid)
             if not ledger.first_release(volume.id):
                 return  # the PV delete path gave it back already
         else:
-            ledger.attempts.forget(intent.claim_uid)
-        gids = {intent.gid} | ({volume.gid} if volume is not None and volume.gid else set())
-        for gid in gids:
-            own = 1 if gid == intent.gid else 0
-            if held[(class_name, gid)] - own > 0 or (class_name, gid) in others:
-                continue
-            ledger.gids.release(class_name, gid)
-            held[(class_name, gid)] -= own
+            ledger.attempts.forget(uid)
+        ledger.gids.release(intent.class_name, intent.gid)
 
     def _keep(self, intent: Intent, why: str) -> None:
         if intent.claim_uid in self._kept_noted:

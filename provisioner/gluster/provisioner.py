@@ -52,6 +52,7 @@ from provisioner.controller.contract import (
     Outcome,
     ProvisionError,
     WatchedKind,
+    pv_name,
 )
 from provisioner.controller.keys import ANN_PROVISIONED_BY
 from provisioner.controller.predicates import class_name_of
@@ -75,6 +76,7 @@ from provisioner.gluster.parameters import GlusterClassParameters, parse_class_p
 from provisioner.gluster.pool import DEFAULT_CONCURRENCY, HeketiPool, HeketiTarget
 from provisioner.gluster.secret_cache import DEFAULT_SECRET_TTL, SecretKeys
 from provisioner.gluster.storage_addresses import StorageAddresses, not_ips
+from provisioner.gluster.volume_owners import VolumeOwners
 from provisioner.k8s.errors import KubeAPIError
 from provisioner.k8s.kubeapi import KubeAPI
 from provisioner.k8s.versions import ServerVersion
@@ -116,11 +118,15 @@ class GlusterProvisioner:
         intent_namespace: str = "default",
         assume_glusterfs_plugin: bool = False,
         secret_ttl: float = DEFAULT_SECRET_TTL,
+        volume_owners: VolumeOwners | None = None,
     ) -> None:
         """``intent_namespace``: the controller's own namespace, where the intent
         records live (admins write it, tenants do not). ``assume_glusterfs_plugin``
         opens the version gate on 1.26+. ``secret_ttl``: how long a key read from a
-        Secret is used before the Secret is read again (``secret_cache``)."""
+        Secret is used before the Secret is read again (``secret_cache``).
+        ``volume_owners``: which PV names which Heketi volume, kept current from the
+        PV informer by whoever owns it (``app``); without one, ``prepare``'s PVs and
+        this process's own provisions are all it knows."""
         self.kube = kube
         self.secrets = SecretKeys(kube, ttl=secret_ttl, clock=clock)
         self.provisioner_name = provisioner_name
@@ -134,7 +140,7 @@ class GlusterProvisioner:
             operation_timeout=operation_timeout,
             on_response=heketi_observer,
         )
-        self.ledger = Ledger()
+        self.ledger = Ledger(volume_owners)
         self.storage_addresses = StorageAddresses(clock=clock)
         self.creator = VolumeCreator(
             provisioner_name=provisioner_name, pool=self.pool, records=self.records,
@@ -159,23 +165,25 @@ class GlusterProvisioner:
     # -- Preparer ------------------------------------------------------------------
 
     def prepare(self, pvs: Iterable[Obj], claims: Iterable[Obj]) -> None:
-        """Rebuild the GID allocator from PVs and from the intent records (one list
-        of ConfigMaps in our namespace). ``claims`` is not needed: a pending claim
-        with a record is recognised when its record turns out to exist, one without
-        a record has no volume. No Heketi request is made here."""
+        """Rebuild the GID holders from PVs and from the intent records of claims that
+        have no PV (one list of ConfigMaps in our namespace), and the index of which
+        PV names which Heketi volume. Each holder counts: a clone's PV or record holds
+        its source's GID beside the source's PV, so the GID stays held until both are
+        gone. A record whose PV exists is the same holder as the PV. ``claims`` is
+        not needed: a pending claim with a record is recognised when its record turns
+        out to exist, one without a record has no volume. No Heketi request."""
+        pvs = list(pvs)
+        self.ledger.owners.add_pvs(pvs)
         gids = self.ledger.gids
-        seen: set[tuple[str, int]] = set()
+        names: set[str] = set()
         for pv in pvs:
+            names.add(str((pv.get("metadata") or {}).get("name")))
             gid = gid_from_pv(pv)
             if gid is not None:
-                held = (class_name_of(pv) or "", gid)
-                if held in seen:  # a clone and its source (Heketi clones keep the GID)
-                    gids.share(*held)
-                else:
-                    seen.add(held)
-                    gids.observe(*held)
+                gids.share(class_name_of(pv) or "", gid)
         for intent in self.records.list():
-            gids.observe(intent.class_name, intent.gid)
+            if pv_name(intent.claim_uid) not in names:
+                gids.share(intent.class_name, intent.gid)
 
     # -- Gate ----------------------------------------------------------------------
 

@@ -142,20 +142,22 @@ def test_an_existing_record_makes_a_stranger_look_before_creating(world: World) 
     assert world.counts().get("GET /volumes 200") == 1
 
 
-def test_name_already_in_use_without_a_record_adopts_the_existing_volume(world: World) -> None:
-    """A volume of that name exists (an earlier version made it, before records
-    existed) but no Service says so: Heketi's "already in use" answer sends it looking."""
+def test_name_already_in_use_with_another_gid_is_refused_not_adopted(world: World) -> None:
+    """A volume of the claim's name exists with a GID the claim's record does not hold
+    (made outside this controller, or by a Heketi that lies): it is not bound, not
+    deleted, and no second volume is made; the event names the field."""
     sc = world.storage_class()
     claim = world.claim(sc)
     made = HeketiClient(world.sim.url, user="admin", key=ADMIN_KEY).create_volume(
         VolumeCreateRequest(size=1, name=f"pvc-{claim['metadata']['uid']}", gid=2345)
     )
 
-    pv = world.provisioner().provision(claim, sc)
+    with pytest.raises(ProvisionError) as caught:
+        world.provisioner().provision(claim, sc)
 
-    assert len(world.sim.volumes()) == 1
-    assert pv["metadata"]["annotations"][ANN_HEKETI_VOLUME_ID] == made.id
-    assert pv["metadata"]["annotations"][ANN_GID] == "2345"
+    assert caught.value.outcome is Outcome.WAIT_FOR_CHANGE
+    assert "its gid is 2345, not the recorded 2000" in caught.value.message
+    assert [v["id"] for v in world.sim.volumes()] == [made.id]  # kept, and no second one
     assert world.counts().get("POST /volumes 500") == 1  # the "already in use" answer
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "LABEL_CHAP_FOR_CLAIM",
     "BlockDeleteInfo",
     "block_delete_info",
+    "block_volume_id",
     "build_block_pv",
     "build_chap_secret",
     "chap_secret_name",
@@ -191,6 +192,12 @@ def _blockstring(value: str | None) -> dict[str, str]:
         if key in ("url", "user", "secret", "secretnamespace") and key not in found:
             found[key] = item if key != "url" else part[len("url:") :]
     return found
+
+
+def block_volume_id(pv: Mapping[str, Any]) -> str | None:
+    """The block volume a PV names (ours or the retired provisioner's), as delete
+    reads it: for ``VolumeOwners``."""
+    return block_delete_info(pv).volume_id
 
 
 def block_delete_info(pv: Mapping[str, Any]) -> BlockDeleteInfo:

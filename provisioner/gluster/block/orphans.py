@@ -13,8 +13,10 @@ reclaimed only when all of these hold, in this order:
   are the class's, never the record's;
 * the API server (not the cache) has no claim of that name with that uid and no PV.
 
-Then the block volume is looked up by name (list + GET), deleted, and the claim's
-CHAP Secret (only one labelled for that claim uid) and the record go.
+Then the block volume is looked up by name (list + GET) and checked like any answer
+(``answers.mismatch``: the recorded name, and no PV or other claim names its id; if
+not, the record is kept and the volume left to the operator), deleted, and the
+claim's CHAP Secret (only one labelled for that claim uid) and the record go.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ import structlog
 
 from heketi_client.errors import HeketiError
 from provisioner.controller.contract import ProvisionError, pv_name
+from provisioner.gluster.answers import Answer, Asked, mismatch
 from provisioner.gluster.block.lookup import find_block_volume
 from provisioner.gluster.block.objects import chap_secret_name
 from provisioner.gluster.block.parameters import BlockClassParameters
 from provisioner.gluster.intent import Intent, IntentStore
 from provisioner.gluster.objects import claim_volume_name
 from provisioner.gluster.pool import HeketiPool, HeketiTarget, normalise_url
+from provisioner.gluster.volume_owners import VolumeOwners
 from provisioner.k8s.errors import KubeAPIError, KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI
 
@@ -51,6 +55,7 @@ class BlockOwner(Protocol):
     pool: HeketiPool
     records: IntentStore
     provisioner_name: str
+    owners: VolumeOwners
     _busy: set[str]
 
     def class_lookup(self, name: str) -> Obj | None: ...
@@ -176,7 +181,18 @@ class BlockOrphanSweeper:
         found = find_block_volume(owner.pool.client(target), intent.volume_name)
         deleted = 0
         if found is not None:
+            asked = Asked(intent.claim_uid, intent.volume_name, what="lookup")
+            wrong = mismatch(Answer.of(found), asked, owner.owners)
+            if wrong is not None:
+                self._keep(
+                    intent,
+                    f"the block volume Heketi lists under its name ({found.id}) does not "
+                    f"match the record: its {wrong.field} {wrong.reason}"
+                    + (f" ({wrong.detail})" if wrong.detail else ""),
+                )
+                return 0
             owner.delete_block_volume(target, found.id)
+            owner.owners.release(found.id)
             deleted = 1
             log.info(
                 "block_orphan.reclaimed", claim_uid=intent.claim_uid, volume_id=found.id,

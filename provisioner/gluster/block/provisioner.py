@@ -12,7 +12,9 @@ Provision, each step safe to repeat:
    our namespace says a block volume may exist for the claim;
 3. create the block volume named after the claim uid, or find the one an earlier
    attempt made (list + GET by name: only when this process cannot know);
-4. check Heketi's answer (``answers``): nothing is written from a bad one;
+4. check Heketi's answer: its name, id and size as every answer
+   (``provisioner.gluster.answers``: no PV or other claim names the id), then the
+   iSCSI fields (``block.answers``). Nothing is written from a bad one;
 5. with CHAP, create the ``kubernetes.io/iscsi-chap`` Secret in the claim's namespace
    from Heketi's answer (never from what is in that namespace already);
 6. return the PV body.
@@ -39,12 +41,14 @@ from heketi_client.errors import (
     OutcomeUnknown,
 )
 from provisioner.controller.contract import InvalidInput, Outcome, ProvisionError
+from provisioner.gluster.answers import Answer, AnswerRefused, Asked, accept
 from provisioner.gluster.block.answers import answer_problem
 from provisioner.gluster.block.credentials import block_key, block_key_for_delete
 from provisioner.gluster.block.lookup import find_block_volume
 from provisioner.gluster.block.objects import (
     LABEL_CHAP_FOR_CLAIM,
     block_delete_info,
+    block_volume_id,
     build_block_pv,
     build_chap_secret,
 )
@@ -57,6 +61,7 @@ from provisioner.gluster.objects import claim_volume_name
 from provisioner.gluster.parameter_values import ParameterError
 from provisioner.gluster.pool import HeketiPool, HeketiTarget
 from provisioner.gluster.secret_cache import DEFAULT_SECRET_TTL, SecretKeys
+from provisioner.gluster.volume_owners import VolumeOwners
 from provisioner.k8s.errors import KubeAlreadyExists, KubeAPIError, KubeConflict, KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI
 
@@ -116,8 +121,12 @@ class BlockProvisioner:
         orphan_grace_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         secret_ttl: float = DEFAULT_SECRET_TTL,
+        volume_owners: VolumeOwners | None = None,
     ) -> None:
+        """``volume_owners``: which PV names which Heketi volume (``app`` shares one
+        with the file backend, kept current from the PV informer)."""
         self.kube = kube
+        self.owners = volume_owners or VolumeOwners((block_volume_id,))
         self.provisioner_name = provisioner_name
         self.class_lookup = class_lookup
         self.pool = pool
@@ -266,6 +275,7 @@ class BlockProvisioner:
             except HeketiError as err:
                 raise failure(err, "looking for a block volume an earlier attempt made") from None
             if found is not None:
+                self._accept(uid, found, Asked(uid, name, min_size=size, what="lookup"))
                 return self._remember(uid, found, adopted=True)
         request = BlockVolumeCreateRequest(
             size=size, name=name, clusters=params.cluster_ids, hacount=params.hacount,
@@ -278,7 +288,18 @@ class BlockProvisioner:
                 with self._lock:
                     self._uncertain.add(uid)
             raise failure(err) from None
+        self._accept(uid, volume, Asked(uid, name, min_size=size))
         return self._remember(uid, volume, adopted=False)
+
+    def _accept(self, uid: str, volume: BlockVolumeInfo, asked: Asked) -> None:
+        """``answers.accept``; refused: the claim's own volume is unknown again, so
+        the next attempt looks it up by name first."""
+        try:
+            accept(Answer.of(volume), asked, self.owners)
+        except AnswerRefused:
+            with self._lock:
+                self._uncertain.add(uid)
+            raise
 
     def _create(
         self, client: HeketiClient, url: str, request: BlockVolumeCreateRequest
@@ -363,6 +384,7 @@ class BlockProvisioner:
         )  # fmt: skip
         target = HeketiTarget(url, user, key)
         self.delete_block_volume(target, info.volume_id)
+        self.owners.release(info.volume_id)
         if info.chap_namespace and info.chap_name:
             self.delete_chap_secret(info.chap_namespace, info.chap_name, info.claim_uid or "")
         try:

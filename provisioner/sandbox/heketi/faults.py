@@ -4,14 +4,20 @@ Faults are keyed by route (`"POST /volumes"`, `"GET /queue/{id}"`); the operatio
 names `volume_create`, `volume_delete`, `volume_expand` and `volume_clone` are aliases
 for their routes. Each kind of fault is a FIFO of single-use charges, so
 `fail_next(op, count=2)` affects exactly the next two matching requests.
+
+Two faults make the simulator a *hostile* Heketi rather than a failing one, for the
+tests of what the controller believes: ``misdirect_result_next`` (an operation's 303
+names another volume) and ``tamper_next`` (a JSON answer is rewritten before it goes
+out). Both answer with well-formed Heketi shapes; only the content lies.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..holding import Hold
 
@@ -57,6 +63,11 @@ class Hang:
     after_effect: bool
 
 
+Tamper = Callable[[Any], Any]
+"""Gets a JSON answer (decoded), returns the one to send instead, or None to leave
+this answer alone and keep the charge for a later one."""
+
+
 @dataclass(frozen=True)
 class RequestFaults:
     """What to do to one request; every field may be absent."""
@@ -78,6 +89,8 @@ class Faults:
         self._fail_async: dict[str, deque[str]] = {}
         self._lose: dict[str, deque[bool]] = {}
         self._hold: dict[str, deque[Hold]] = {}
+        self._misdirect: dict[str, deque[str]] = {}
+        self._tamper: dict[str, deque[Tamper]] = {}
 
     def __repr__(self) -> str:
         return f"Faults(armed={self.armed()})"
@@ -110,6 +123,24 @@ class Faults:
         with self._lock:
             _arm(self._lose, route, True, count)
 
+    def misdirect_result_next(self, op: str, location: str, count: int = 1) -> None:
+        """The operation completes, but its queue entry's 303 points at ``location``
+        (e.g. ``/volumes/<another volume's id>``) instead of the volume it made."""
+        route = route_of(op)
+        if route not in ROUTE_OPS:
+            raise ValueError(f"{op!r} is not an asynchronous operation")
+        if not location.startswith("/"):
+            raise ValueError("location must be a path, as Heketi sends it")
+        with self._lock:
+            _arm(self._misdirect, route, location, count)
+
+    def tamper_next(self, op: str, change: Tamper, count: int = 1) -> None:
+        """Rewrite the next ``count`` 200 JSON answers of ``op`` that ``change`` accepts
+        (it returns None for an answer it leaves alone: that one goes out unchanged
+        and the charge stays armed)."""
+        with self._lock:
+            _arm(self._tamper, route_of(op), change, count)
+
     def hang_next(
         self, op: str, count: int = 1, seconds: float = 30.0, *, after_effect: bool = False
     ) -> None:
@@ -128,7 +159,10 @@ class Faults:
 
     def clear(self) -> None:
         with self._lock:
-            for table in (self._fail, self._drop, self._hang, self._fail_async, self._lose):
+            for table in (
+                self._fail, self._drop, self._hang, self._fail_async, self._lose,
+                self._misdirect, self._tamper,
+            ):  # fmt: skip
                 table.clear()
             holds = [h for items in self._hold.values() for h in items]
             self._hold.clear()
@@ -146,6 +180,8 @@ class Faults:
                 ("fail_async", self._fail_async),
                 ("lose_result", self._lose),
                 ("hold", self._hold),
+                ("misdirect_result", self._misdirect),
+                ("tamper", self._tamper),
             ):
                 for route, items in table.items():
                     if items:
@@ -171,6 +207,28 @@ class Faults:
         with self._lock:
             charge = _pop(self._lose, route)
             return charge is not None
+
+
+    def take_misdirect(self, route: str) -> str | None:
+        with self._lock:
+            return _pop(self._misdirect, route)
+
+    def tamper(self, route: str, answer: Any) -> Any | None:
+        """The first armed change of ``route`` applied to ``answer``; None when none is
+        armed or it left this answer alone (its charge then stays)."""
+        with self._lock:
+            changes = self._tamper.get(route)
+            change = changes[0] if changes else None
+        if change is None:
+            return None
+        changed = change(answer)
+        if changed is None:
+            return None
+        with self._lock:
+            changes = self._tamper.get(route)
+            if changes and changes[0] is change:
+                changes.popleft()
+        return changed
 
 
 def _arm(table: dict[str, deque[T]], route: str, item: T, count: int) -> None:

@@ -5,6 +5,7 @@ front of routing, fault injection, request records, and going down and up again.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from .api import HeketiAPI
 from .auth import OPEN_PATHS, Authenticator, AuthFailure
 from .faults import Faults, Hang
-from .responses import Response, error
+from .responses import Response, error, json_response
 from .routing import route_key
 
 
@@ -82,7 +83,7 @@ class Frontend:
         if charges.fail is not None:
             response = error(charges.fail.status, charges.fail.text)
         else:
-            response = self.api.dispatch(method, path, body)
+            response = self._tampered(route, self.api.dispatch(method, path, body))
         if (
             (charges.hang and charges.hang.after_effect and self._hang(wake, charges.hang))
             or (charges.drop and charges.drop.after_effect)
@@ -92,6 +93,15 @@ class Frontend:
             return None
         self._record(method, path, route_only, response.status, user)
         return response
+
+    def _tampered(self, route: str, response: Response) -> Response:
+        """A 200 JSON answer as ``Faults.tamper_next`` rewrites it (if armed)."""
+        if response.status != 200 or not response.headers.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            return response
+        changed = self.faults.tamper(route, json.loads(response.body))
+        return response if changed is None else json_response(changed)
 
     @staticmethod
     def _hang(wake: threading.Event, hang: Hang) -> bool:

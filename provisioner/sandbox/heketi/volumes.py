@@ -97,6 +97,7 @@ class VolumeService:
         route = OP_ROUTES[op]
         fail_text = self.faults.take_async_failure(route)
         lost = self.faults.take_lost_result(route)
+        misdirect = self.faults.take_misdirect(route)
         self.ops.open(op_id)
 
         def step() -> None:
@@ -109,6 +110,8 @@ class VolumeService:
                         rollback()
             finally:
                 self.ops.release()
+            if location is not None and misdirect is not None:
+                location = misdirect  # a hostile Heketi: "done, see that volume"
             self.ops.complete(op_id, location=location, error=fail_text, lost=lost)
 
         delay = self.latency_for(op)
