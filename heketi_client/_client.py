@@ -82,7 +82,7 @@ class HeketiClient:
     no Authorization header is sent (for servers run with ``--disable-auth``).
     ``timeout``: per HTTP request, seconds or (connect, read); the read timeout bounds
     each read, so ``request_deadline`` (60 s) bounds each request as a whole, body
-    included, against a server that trickles bytes. ``max_body_bytes`` (8 MiB, see
+    and retries included, against a server that trickles bytes. ``max_body_bytes`` (8 MiB, see
     ``DEFAULT_MAX_BODY_BYTES``) caps every response body. ``operation_timeout``: per
     async operation. ``retry``, ``poll``: see ``RetryPolicy`` and ``PollPolicy``.
     A ``session`` passed in is used as is: the deadline is then only checked between

@@ -7,8 +7,13 @@ Every exchange is bounded three ways, so that a hostile or broken server (or wha
 sits at the configured URL) cannot hold a thread or memory: the per-read timeouts,
 an overall ``request_deadline`` (see ``_deadline``), and ``max_body_bytes``: bodies
 are streamed and reading stops past the cap, so a server cannot make us buffer
-gigabytes. Requests only ever go to the base URL's origin (``url_for`` only appends
-paths); a ``Location`` from Heketi goes through ``_locations`` first.
+gigabytes. The deadline is for the whole logical request, retries and the waits
+between them included: each attempt gets what is left of it, and no retry is made
+whose wait would end past it. (Bounding each attempt alone let a server trickling
+bytes hold a thread for ``attempts`` times the deadline, plus the waits: five
+minutes for an idempotent GET with the defaults.) Requests only ever go to the base
+URL's origin (``url_for`` only appends paths); a ``Location`` from Heketi goes through
+``_locations`` first.
 
 Callers that want figures (request counts, latency) pass a ``ResponseObserver``: it is
 told about every HTTP exchange, retries and queue polls included, by route template
@@ -60,7 +65,8 @@ of a full cluster (1,000 volumes of up to 32 bricks over three nodes, ~330 bytes
 brick) about 3.5 MB. 8 MiB leaves room above both and still bounds memory per request."""
 
 DEFAULT_REQUEST_DEADLINE = 60.0
-"""Seconds one HTTP request may take in all, connect and whole body included."""
+"""Seconds one logical HTTP request may take in all: every attempt (connect and whole
+body included) and the waits between retries."""
 
 _CHUNK = 64 * 1024
 
@@ -193,10 +199,21 @@ class Transport:
         non-idempotent request may have reached Heketi.
         """
         policy = self.retry
+        ends = self._clock() + self.request_deadline
+        planned = [0.0]  # the wait chosen by ``retry`` for ``wait`` to return
+
+        def retry(state: tenacity.RetryCallState) -> bool:
+            error = state.outcome.exception() if state.outcome else None
+            if error is None or not policy.should_retry(error, idempotent=idempotent):
+                return False
+            delay = policy.wait(state.attempt_number, error, self._rng)
+            if self._clock() + delay >= ends:
+                return False  # the next try would start past the deadline: give up now
+            planned[0] = delay
+            return True
 
         def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            return policy.wait(state.attempt_number, error, self._rng)
+            return planned[0]
 
         def announce(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
@@ -213,14 +230,12 @@ class Transport:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(policy.attempts),
             wait=wait,
-            retry=tenacity.retry_if_exception(
-                lambda e: policy.should_retry(e, idempotent=idempotent)
-            ),
+            retry=retry,
             before_sleep=announce,
             sleep=self._sleep,
             reraise=True,
         )
-        return retrying(self._send_once, method, path, json, idempotent, frozenset(accept))
+        return retrying(self._send_once, method, path, json, idempotent, frozenset(accept), ends)
 
     def _send_once(
         self,
@@ -229,10 +244,11 @@ class Transport:
         json: Any,
         idempotent: bool,
         accept: frozenset[int],
+        ends: float,
     ) -> requests.Response:
         started = self._clock()
         try:
-            response = self._exchange(method, path, json, idempotent)
+            response = self._exchange(method, path, json, idempotent, ends - started)
         except HeketiError as error:
             self._record(method, path, error.status, started)
             raise
@@ -267,9 +283,19 @@ class Transport:
             },
         )
 
-    def _exchange(self, method: str, path: str, json: Any, idempotent: bool) -> requests.Response:
-        """Send, then read the whole body within the cap and the deadline."""
-        with RequestWatch(self.request_deadline) as watch:
+    def _exchange(
+        self, method: str, path: str, json: Any, idempotent: bool, budget: float
+    ) -> requests.Response:
+        """Send, then read the whole body within the cap and what is left of the
+        deadline (``budget`` seconds)."""
+        if budget <= 0:  # nothing left to try with: this attempt sends nothing
+            raise HeketiTimeout(
+                f"no complete answer to {method} {path} to Heketi at {self.where} within "
+                f"the request deadline of {self.request_deadline:g} s",
+                method=method,
+                path=path,
+            )
+        with RequestWatch(min(budget, self.request_deadline)) as watch:
             try:
                 response = self.session.request(
                     method,

@@ -72,11 +72,16 @@ app.kubernetes.io/part-of: heketi-provisioner
 {{/*
 The controller's arguments, one per key of .Values.config: --<kebab-case key>=<value>;
 a switch only when true; an empty value is left out (the controller's default).
+But blockProvisionerName is always passed: empty (or null) turns block volumes off,
+which leaving the flag out would not (the controller's default serves
+gluster.org/glusterblock).
 */}}
 {{- define "heketi-provisioner.args" -}}
+- {{ printf "--block-provisioner-name=%s" (.Values.config.blockProvisionerName | default "" | toString) | quote }}
 {{- range $key, $value := .Values.config }}
 {{- $flag := printf "--%s" (kebabcase $key) }}
-{{- if kindIs "bool" $value }}
+{{- if eq $key "blockProvisionerName" }}
+{{- else if kindIs "bool" $value }}
 {{- if $value }}
 - {{ $flag | quote }}
 {{- end }}
