@@ -9,6 +9,7 @@ from colliding in the global registry.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from collections.abc import Callable, MutableMapping
@@ -242,6 +243,38 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``,
+    ``\\u202e``): the one treatment of tenant-written strings (claim names, a
+    ``dataSource`` name) before they reach an event or a console log line.
+
+    A tenant must not be able to start a new log line (forging one that seems to come
+    from the controller), move the cursor or recolour a terminal (ANSI escapes), or
+    reorder what a reader sees (Unicode line separators and bidirectional overrides).
+    JSON logs escape the C0 controls themselves; events and console lines do not.
+    """
+    return _CONTROLS.sub(_escaped, text)
+
+
+def _escape_fields(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Console lines: every string field escaped (``escape_controls``); other values
+    are printed with ``repr``, which escapes them already."""
+    for name, value in event.items():
+        if isinstance(value, str) and name != "exception":
+            event[name] = escape_controls(value)
+    return event
+
+
 _HANDLER_NAME = "heketi-provisioner"
 
 
@@ -291,6 +324,8 @@ def configure_logging(
     ]
     if log_format == "json":
         processors.append(structlog.processors.format_exc_info)
+    else:
+        processors.append(_escape_fields)
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -115,17 +115,22 @@ def mismatch(answer: Answer, asked: Asked, owners: VolumeOwners) -> Mismatch | N
 
 
 def _fields(answer: Answer, asked: Asked) -> Mismatch | None:
+    """The event's text never quotes what Heketi answered for a name, id or GID: that
+    may be another claim's volume, which is none of this claim's tenant's business
+    (the log line's ``detail`` has it)."""
+    answered = f"Heketi answered {_shown(answer.name)} ({answer.id})"
     if not HEKETI_NAME.fullmatch(answer.name):
-        return Mismatch("name", f"{_shown(answer.name)} is not a Heketi volume name")
+        return Mismatch("name", "is not a Heketi volume name", answered)
     if answer.name != asked.name:
-        return Mismatch("name", f"is {_shown(answer.name)}, not the requested {asked.name!r}")
+        return Mismatch("name", f"is not the requested {asked.name!r}", answered)
     if asked.source_id is not None and answer.id == asked.source_id:
-        return Mismatch("id", f"{answer.id} is the source volume's, not a new clone's")
+        return Mismatch("id", "is the source volume's, not a new clone's", answered)
     if asked.gid is not None:
         if not answer.gid:
-            return Mismatch("gid", f"is missing (0), not the recorded {asked.gid}")
+            return Mismatch("gid", f"is missing (0), not the recorded {asked.gid}", answered)
         if answer.gid != asked.gid:
-            return Mismatch("gid", f"is {answer.gid}, not the recorded {asked.gid}")
+            detail = f"{answered} with GID {answer.gid}"
+            return Mismatch("gid", f"is not the recorded {asked.gid}", detail)
     if asked.min_size is not None and answer.size < asked.min_size:
         return Mismatch("size", f"is {answer.size} GiB, less than the {asked.min_size} GiB asked")
     return None
@@ -134,8 +139,8 @@ def _fields(answer: Answer, asked: Asked) -> Mismatch | None:
 def _owned(answer: Answer, others: list[str]) -> Mismatch:
     return Mismatch(
         "id",
-        f"{answer.id} is already another volume's (a PV or another claim names it)",
-        detail=", ".join(others),
+        "is already another volume's (a PV or another claim names it)",
+        detail=f"{answer.id} is named by " + ", ".join(others),
     )
 
 
@@ -156,6 +161,6 @@ def accept(answer: Answer, asked: Asked, owners: VolumeOwners) -> None:
         volume_id=answer.id,
         what=asked.what,
         claim_uid=asked.claim_uid,
-        owners=found.detail or None,
+        detail=found.detail or None,
     )
     raise AnswerRefused(asked, found)

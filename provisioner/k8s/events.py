@@ -20,6 +20,7 @@ import structlog
 
 from provisioner.k8s.errors import KubeNotFound
 from provisioner.k8s.kubeapi import KubeAPI
+from provisioner.observability import escape_controls
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +77,9 @@ class EventRecorder:
         if not kind:
             kind = "PersistentVolumeClaim" if meta.get("namespace") else "PersistentVolume"
         try:
-            self._record(obj, kind, event_type, reason, message[:_MESSAGE_LIMIT])
+            # Messages quote tenant-written strings: no control characters reach an event.
+            text = escape_controls(message)[:_MESSAGE_LIMIT]
+            self._record(obj, kind, event_type, reason, text)
         except Exception as exc:
             self.failed += 1
             log.warning("event.write_failed", reason=reason, error=str(exc)[:200])

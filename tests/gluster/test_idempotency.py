@@ -156,7 +156,8 @@ def test_name_already_in_use_with_another_gid_is_refused_not_adopted(world: Worl
         world.provisioner().provision(claim, sc)
 
     assert caught.value.outcome is Outcome.WAIT_FOR_CHANGE
-    assert "its gid is 2345, not the recorded 2000" in caught.value.message
+    assert "its gid is not the recorded 2000" in caught.value.message
+    assert "2345" not in caught.value.message  # another volume's GID is not told
     assert [v["id"] for v in world.sim.volumes()] == [made.id]  # kept, and no second one
     assert world.counts().get("POST /volumes 500") == 1  # the "already in use" answer
 

@@ -124,12 +124,12 @@ class ControllerProcess:
         return "".join(f.read_text(errors="replace") for f in (self.out, self.err) if f.exists())
 
     def wait_started(self, timeout: float = 60.0) -> ControllerProcess:
-        """Until the workers run (the ``controller.started`` log line)."""
+        """Until the workers run (the ``controller.started`` log line, JSON or console)."""
 
         def started() -> bool:
             if not self.alive():
                 raise AssertionError(f"controller exited early:\n{self.output()[-3000:]}")
-            return '"controller.started"' in self.output()
+            return re.search(r'(^|[" ])controller\.started([" ]|$)', self.output(), re.M) is not None
 
         wait_for(started, timeout, "the controller to start")
         return self
@@ -203,6 +203,9 @@ class TenantClient:
     def create(self, resource: str, body: Obj) -> Obj:
         namespace = self._own((body.get("metadata") or {}).get("namespace"))
         return self.api.create(resource, body, namespace)
+
+    def delete(self, resource: str, name: str) -> None:
+        self.api.delete(resource, name, self.namespace)
 
     def claim(self, name: str, storage_class: str, size: str = "1Gi", **spec: Any) -> Obj:
         body = claim_body(name, self.namespace, storage_class, size=size, **spec)
@@ -450,6 +453,37 @@ class World:
         )  # fmt: skip
         self.controller = controller.start().wait_started()
         return controller
+
+    def restart_controller(self, *extra_args: str) -> ControllerProcess:
+        """SIGKILL the controller and start a fresh process (nothing kept in memory)."""
+        if self.controller is not None:
+            self.controller.kill()
+        return self.start_controller(*extra_args)
+
+    def warning_or_pv(self, namespace: str, claim: str, timeout: float = 30.0) -> tuple[str, Obj]:
+        """Wait until the claim has a Warning event or a PV; (message or "", PV or {})."""
+        found = self.get("persistentvolumeclaims", claim, namespace) or {}
+        uid = str((found.get("metadata") or {}).get("uid"))
+
+        def look() -> tuple[str, Obj] | None:
+            pv = self.get("persistentvolumes", f"pvc-{uid}")
+            for event in self.sandbox.list_objects("events", namespace):
+                if (event.get("involvedObject") or {}).get("uid") == uid and event.get(
+                    "type"
+                ) == "Warning":
+                    return str(event.get("message")), pv or {}
+            return ("", pv) if pv else None
+
+        return wait_for(look, timeout, f"a Warning event or a PV for {namespace}/{claim}")
+
+    def gid_of(self, namespace: str, claim: str) -> int:
+        pv = self.bound_pv(namespace, claim)
+        return int(pv["metadata"]["annotations"]["pv.beta.kubernetes.io/gid"])
+
+    def gone(self, resource: str, name: str, namespace: str | None = None) -> None:
+        wait_for(
+            lambda: self.get(resource, name, namespace) is None, 30.0, f"{resource} {name} gone"
+        )
 
     def operator_volume(self, name: str = "operator-archive") -> VolumeInfo:
         """A volume an operator made with heketi-cli, outside Kubernetes."""
