@@ -129,7 +129,8 @@ class ControllerProcess:
         def started() -> bool:
             if not self.alive():
                 raise AssertionError(f"controller exited early:\n{self.output()[-3000:]}")
-            return re.search(r'(^|[" ])controller\.started([" ]|$)', self.output(), re.M) is not None
+            line = re.compile(r'(^|[" ])controller\.started([" ]|$)', re.M)
+            return line.search(self.output()) is not None
 
         wait_for(started, timeout, "the controller to start")
         return self
