@@ -45,6 +45,9 @@ def test_a_failing_clone_keeps_its_gid_across_a_restart(world: World) -> None:
     copy_uid = _claim_uid(world, "copy")
     world.warning_or_pv(TENANT, "copy")  # cloned; the grow fails and is retried
 
+    # The new process cannot get back to the clone before the source goes: the lookup
+    # of its volume by name (which must come first: the record exists) fails.
+    world.sim.faults.fail_next("GET /volumes", count=10_000, status=500, text="Injected")
     world.restart_controller()
     _delete_source(world)
     world.tenant.claim("next", sc)
