@@ -69,7 +69,10 @@ CLONE_STEPS = [
         lambda w: w.sim.faults.hold_next("volume_clone", after_effect=True),
         True,
     ),
-    # Cloned; the grow to the larger request is under way.
+    # Cloned; the grow to the larger request is under way: never seen by Heketi,
+    # carried out after the client died, or done with its answer lost.
+    Step("clone-grow-sent-lost", lambda w: w.sim.faults.hold_next("volume_expand"), False),
+    Step("clone-grow-sent-applied", lambda w: w.sim.faults.hold_next("volume_expand"), True),
     Step(
         "clone-grow-accepted",
         lambda w: w.sim.faults.hold_next("volume_expand", after_effect=True),
@@ -153,5 +156,40 @@ def test_kill_during_clone(current: World, step: Step) -> None:
     report = world.converge()
     assert report.pvs == 2 and len(world.sim.volumes()) == 2  # no second clone
     pv = world.bound_pv(clone["name"])
-    assert _size(world, pv["metadata"]["annotations"][VOLUME_ID]) == 2
+    assert _size(world, pv["metadata"]["annotations"][VOLUME_ID]) == 2  # grown once
+    assert pv["spec"]["capacity"]["storage"] == "2Gi"
     assert world.heketi_counts()["POST /volumes/{id}/clone 202"] <= 1 + (not step.proceed)
+
+
+# The clone's grow failing in the same process, its outcome unknown each time: the
+# retry must start from a fresh GET, never from the clone's remembered answer.
+CLONE_GROW_FAULTS = {
+    "answer-lost-once": lambda w: w.sim.faults.lose_result_next("volume_expand"),
+    "answer-lost-thrice": lambda w: w.sim.faults.lose_result_next("volume_expand", count=3),
+    "dropped-after-effect": lambda w: w.sim.faults.drop_connection_next(
+        "volume_expand", count=2, after_effect=True
+    ),
+    "async-failure": lambda w: w.sim.faults.fail_async_next("volume_expand", count=2),
+    "answer-late": lambda w: w.sim.faults.hang_next(
+        "GET /queue/{id}", count=1, seconds=8.0, after_effect=True
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(CLONE_GROW_FAULTS), ids=str)
+def test_clone_grow_faults_end_at_the_requested_size(current: World, fault: str) -> None:
+    world = current
+    world.controller(args=[*ARGS, "--heketi-timeout", "2"]).start()
+    sc = world.storage_class()
+    source = world.claim(sc)["metadata"]["name"]
+    world.bound_pv(source)
+    world.converge()
+    CLONE_GROW_FAULTS[fault](world)
+
+    ref = {"kind": "PersistentVolumeClaim", "name": source}
+    clone = world.claim(sc, size="5Gi", dataSource=ref)["metadata"]["name"]
+
+    pv = world.bound_pv(clone, timeout=90)
+    world.converge()
+    assert _size(world, pv["metadata"]["annotations"][VOLUME_ID]) == 5
+    assert pv["spec"]["capacity"]["storage"] == "5Gi"
