@@ -24,7 +24,19 @@ from provisioner.audit.compare import run_audit
 from provisioner.gluster.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
 from provisioner.gluster.pool import HeketiTarget
 
-from .conftest import ADMIN_KEY, CONTROLLER_NAMESPACE, PROVISIONER, TENANT, VICTIM, Obj, World
+from provisioner.gluster.block.objects import ANN_BLOCK_VOLUME_ID
+from tests.builders import class_body
+
+from .conftest import (
+    ADMIN_KEY,
+    ADMIN_SECRET,
+    CONTROLLER_NAMESPACE,
+    PROVISIONER,
+    TENANT,
+    VICTIM,
+    Obj,
+    World,
+)
 
 
 def _uid(world: World, namespace: str, claim: str) -> str:
@@ -111,6 +123,44 @@ def test_a_lookup_answered_with_a_bound_volume_is_not_taken(world: World) -> Non
     )
     assert world.heketi_volume(volume_id=victim_id) is not None, verdict
     world.sim.faults.clear()
+
+
+def test_a_block_create_answered_with_another_claims_block_volume_gets_no_pv(
+    world: World,
+) -> None:
+    """Hole 1, block volumes: the same 303 to another claim's block volume. Its PV
+    would carry the other claim's target, IQN and LUN (and CHAP credentials)."""
+    world.sim.set_block_hosting(size_gb=100)
+    body = class_body(
+        "block", world.sim.url, provisioner="gluster.org/glusterblock",
+        restsecretnamespace=CONTROLLER_NAMESPACE, restsecretname=ADMIN_SECRET,
+    )  # fmt: skip
+    world.admin.create("storageclasses", body)
+    world.start_controller()
+    world.victim.claim("db", "block")
+    victim_pv = world.bound_pv(VICTIM, "db")
+    victim_id = victim_pv["metadata"]["annotations"][ANN_BLOCK_VOLUME_ID]
+    world.sim.faults.misdirect_result_next("blockvolume_create", f"/blockvolumes/{victim_id}")
+
+    world.tenant.claim("db", "block")
+
+    message, pv = world.warning_or_pv(TENANT, "db")
+    assert not pv, f"a PV was written from the misdirected answer: {pv.get('metadata')}"
+    assert "its name is not the requested" in message, message
+    uid = _uid(world, TENANT, "db")
+    assert world.get("configmaps", f"heketi-intent-{uid}", CONTROLLER_NAMESPACE)
+    assert f"pvc-{uid}" in [
+        v["name"] for v in world.sim.block_volumes()
+    ]  # the claim's own, left for the operator
+    world.tenant.delete("persistentvolumeclaims", "db")
+    verdict = world.after_sweeps(
+        lambda: (
+            None
+            if any(v.get("id") == victim_id for v in world.sim.block_volumes())
+            else "victim block volume deleted"
+        )
+    )
+    assert any(v.get("id") == victim_id for v in world.sim.block_volumes()), verdict
 
 
 def test_a_clone_answered_without_a_gid_gets_no_pv_with_gid_0(world: World) -> None:
