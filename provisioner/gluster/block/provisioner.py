@@ -28,7 +28,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from contextlib import suppress
 from typing import Any
 
 import structlog
@@ -43,14 +42,13 @@ from heketi_client.errors import (
 from provisioner.controller.contract import InvalidInput, Outcome, ProvisionError
 from provisioner.gluster.answers import Answer, AnswerRefused, Asked, accept
 from provisioner.gluster.block.answers import answer_problem
+from provisioner.gluster.block.chap import delete_chap_secret, ensure_chap_secret
 from provisioner.gluster.block.credentials import block_key, block_key_for_delete
 from provisioner.gluster.block.lookup import find_block_volume
 from provisioner.gluster.block.objects import (
-    LABEL_CHAP_FOR_CLAIM,
     block_delete_info,
     block_volume_id,
     build_block_pv,
-    build_chap_secret,
 )
 from provisioner.gluster.block.orphans import BlockOrphanSweeper
 from provisioner.gluster.block.parameters import BlockClassParameters, parse_block_parameters
@@ -62,7 +60,7 @@ from provisioner.gluster.parameter_values import ParameterError
 from provisioner.gluster.pool import HeketiPool, HeketiTarget
 from provisioner.gluster.secret_cache import DEFAULT_SECRET_TTL, SecretKeys
 from provisioner.gluster.volume_owners import VolumeOwners
-from provisioner.k8s.errors import KubeAlreadyExists, KubeAPIError, KubeConflict, KubeNotFound
+from provisioner.k8s.errors import KubeAPIError
 from provisioner.k8s.kubeapi import KubeAPI
 
 __all__ = ["BLOCK_ACCESS_MODES", "DEFAULT_BLOCK_PROVISIONER", "BlockProvisioner"]
@@ -218,7 +216,7 @@ class BlockProvisioner:
                 self._uncertain.add(str(claim["metadata"]["uid"]))
             raise ProvisionError(f"{problem}; not writing a PV from it")
         if params.chap:
-            self._ensure_chap_secret(claim, volume)
+            ensure_chap_secret(self.kube, claim, volume)
         return build_block_pv(
             claim=claim, storage_class=storage_class, params=params,
             provisioner_name=self.provisioner_name, volume=volume, resturl=target.url,
@@ -326,43 +324,6 @@ class BlockProvisioner:
         )  # fmt: skip
         return volume
 
-    def _ensure_chap_secret(self, claim: Obj, volume: BlockVolumeInfo) -> None:
-        """Create the claim's CHAP Secret from Heketi's answer.
-
-        One already there under that name is never read for anything but whether it
-        is exactly ours: if not (a tenant made or changed it), it is replaced, with a
-        uid precondition so that only the object looked at is removed.
-        """
-        body = build_chap_secret(claim, volume)
-        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        where = f"CHAP Secret {namespace}/{name}"
-        for _ in range(3):
-            try:
-                self.kube.create("secrets", body, namespace)
-                return
-            except KubeAlreadyExists:
-                pass
-            except KubeAPIError as err:
-                raise ProvisionError(f"creating the {where} failed: {err.message}") from None
-            try:
-                current = self.kube.get("secrets", name, namespace)
-            except KubeNotFound:
-                continue
-            except KubeAPIError as err:
-                raise ProvisionError(f"reading the {where} failed: {err.message}") from None
-            if _same_secret(current, body):
-                return
-            log.warning("chap_secret.replaced", namespace=namespace, secret=name)
-            try:
-                self.kube.delete(
-                    "secrets", name, namespace, uid=(current.get("metadata") or {}).get("uid")
-                )
-            except (KubeNotFound, KubeConflict):
-                continue
-            except KubeAPIError as err:
-                raise ProvisionError(f"replacing the {where} failed: {err.message}") from None
-        raise ProvisionError(f"the {where} keeps changing under us; will retry")
-
     # -- delete --------------------------------------------------------------------
 
     def delete(self, pv: Obj) -> None:
@@ -427,29 +388,7 @@ class BlockProvisioner:
             ) from None  # fmt: skip
 
     def delete_chap_secret(self, namespace: str, name: str, claim_uid: str) -> None:
-        """Delete the CHAP Secret if it is the one made for ``claim_uid``; a Secret of
-        that name that a tenant made is theirs and stays."""
-        try:
-            current = self.kube.get("secrets", name, namespace)
-        except KubeNotFound:
-            return
-        except KubeAPIError as err:
-            raise ProvisionError(f"reading CHAP Secret {namespace}/{name} failed: {err}") from None
-        labels = (current.get("metadata") or {}).get("labels") or {}
-        if not claim_uid or labels.get(LABEL_CHAP_FOR_CLAIM) != claim_uid:
-            log.warning("chap_secret.not_ours", namespace=namespace, secret=name)
-            return
-        with suppress(KubeNotFound, KubeConflict):
-            try:
-                self.kube.delete(
-                    "secrets", name, namespace, uid=(current.get("metadata") or {}).get("uid")
-                )
-            except (KubeNotFound, KubeConflict):
-                raise
-            except KubeAPIError as err:
-                raise ProvisionError(
-                    f"deleting CHAP Secret {namespace}/{name} failed: {err}"
-                ) from None
+        delete_chap_secret(self.kube, namespace, name, claim_uid)
 
     # -- Reconciler ----------------------------------------------------------------
 
@@ -460,12 +399,3 @@ class BlockProvisioner:
 
     def next_reconcile_in(self) -> float | None:
         return self.sweeper.next_due()
-
-
-def _same_secret(current: Obj, wanted: Obj) -> bool:
-    labels = (current.get("metadata") or {}).get("labels") or {}
-    return (
-        current.get("type") == wanted["type"]
-        and (current.get("data") or {}) == wanted["data"]
-        and labels.get(LABEL_CHAP_FOR_CLAIM) == wanted["metadata"]["labels"][LABEL_CHAP_FOR_CLAIM]
-    )
