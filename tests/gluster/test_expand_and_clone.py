@@ -137,6 +137,59 @@ def test_prepare_counts_a_shared_gid_once_per_pv(world: World) -> None:
     assert not successor.ledger.gids.is_used(name, gid)
 
 
+def test_prepare_counts_the_record_of_a_clone_without_pv_as_a_holder(world: World) -> None:
+    """The clone's grow fails (its record written, no PV), a successor starts: the
+    record holds the source's GID beside the source's PV, so deleting the source
+    does not free it; the record's hold goes with the record (the sweep)."""
+    gluster = world.provisioner()
+    sc = world.storage_class()
+    name = sc["metadata"]["name"]
+    source_pv = gluster.provision(world.claim(sc), sc)
+    gid = int(source_pv["metadata"]["annotations"][ANN_GID])
+    world.sim.faults.fail_next("volume_expand", count=5, status=500, text="Injected")
+    ref = {"kind": "PersistentVolumeClaim", "name": "src"}
+    with pytest.raises(ProvisionError):
+        gluster.clone(world.claim(sc, size="2Gi", dataSource=ref), sc, source_pv)
+
+    successor = world.provisioner()
+    successor.prepare([source_pv], [])
+    assert successor.ledger.gids.holders(name, gid) == 2
+    successor.delete(source_pv)
+    assert successor.ledger.gids.is_used(name, gid), "the clone's record still holds it"
+
+
+def test_a_clone_record_holds_the_gid_before_heketi_is_asked(world: World) -> None:
+    """A source deleted while its clone is in flight leaves the GID to the clone."""
+    gluster = world.provisioner()
+    sc = world.storage_class()
+    name = sc["metadata"]["name"]
+    source_pv = gluster.provision(world.claim(sc), sc)
+    gid = int(source_pv["metadata"]["annotations"][ANN_GID])
+    world.sim.faults.fail_next("volume_clone", status=500, text="Injected")
+    ref = {"kind": "PersistentVolumeClaim", "name": "src"}
+    with pytest.raises(ProvisionError):  # the record is written, the clone refused
+        gluster.clone(world.claim(sc, dataSource=ref), sc, source_pv)
+    assert gluster.ledger.gids.holders(name, gid) == 2
+    gluster.delete(source_pv)
+    assert gluster.ledger.gids.is_used(name, gid)
+
+
+def test_a_clone_grown_after_a_lost_answer_reads_the_size_first(world: World) -> None:
+    gluster = world.provisioner()
+    sc = world.storage_class()
+    source_pv = gluster.provision(world.claim(sc), sc)
+    world.sim.faults.lose_result_next("volume_expand", count=3)
+    ref = {"kind": "PersistentVolumeClaim", "name": "src"}
+    claim = world.claim(sc, size="10Gi", dataSource=ref)
+
+    with pytest.raises(ProvisionError):
+        gluster.clone(claim, sc, source_pv)
+    pv = gluster.clone(claim, sc, source_pv)
+
+    assert _size(world, pv["metadata"]["annotations"][ANN_HEKETI_VOLUME_ID]) == 10
+    assert _grown(world) == 1
+
+
 def test_a_lost_clone_answer_is_found_by_name_not_cloned_again(world: World) -> None:
     gluster = world.provisioner()
     sc = world.storage_class()

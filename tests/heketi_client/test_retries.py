@@ -314,3 +314,25 @@ def test_timeout_message_names_the_read_timeout(
     heketi.get(wire.BASE + "/volumes", body=requests.ReadTimeout("read timed out"))
     with pytest.raises(HeketiTimeout, match=r"within 12\.5 s"):
         client.list_volumes()
+
+
+def test_retries_stop_where_the_next_wait_would_pass_the_request_deadline(
+    make_client: Callable[..., HeketiClient],
+    heketi: responses.RequestsMock,
+    wire: Any,
+    fake_time: Any,
+) -> None:
+    """One deadline for the whole call: waits of 1, 2, 4 s fit in 10 s with what the
+    attempts take; the fourth wait (8 s) would end past it, so the 503 goes to the
+    caller after four attempts instead of the policy's six."""
+    for _ in range(6):
+        heketi.get(wire.BASE + "/clusters", status=503, body="Service disabled for maintenance")
+    retry = RetryPolicy(attempts=6, backoff=1.0, factor=2.0, max_backoff=60.0, jitter=0.0)
+    client = make_client(retry=retry, request_deadline=10.0)
+    started = fake_time.now
+    with pytest.raises(HeketiAPIError) as caught:
+        client.list_clusters()
+    assert caught.value.status == 503
+    assert len(heketi.calls) == 4
+    assert fake_time.sleeps == [1.0, 2.0, 4.0]
+    assert fake_time.now - started < 10.0

@@ -78,3 +78,44 @@ def test_every_line_about_the_claim_carries_its_context(
     started = [r for r in records if r["event"] == "controller.started"]
     assert started and "claim" not in started[0]
     assert ADMIN_KEY not in log_stream.getvalue()
+
+
+@pytest.fixture
+def console_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    saved = structlog.get_config()
+    configure_logging("console", "info", stream=stream)
+    yield stream
+    structlog.configure(**saved)
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
+
+HOSTILE = "db\n2031-01-01 [info     ] forged.line\r\x1b[31mred\u202etxt\u2028x"
+
+
+def test_console_lines_escape_control_characters(console_stream: io.StringIO) -> None:
+    structlog.get_logger("provisioner.test").warning(
+        f"claim.refused {HOSTILE}", source=HOSTILE, nested=[HOSTILE]
+    )
+    logging.getLogger("heketi_client.test").warning("stdlib %s", HOSTILE)
+    out = console_stream.getvalue()
+    assert out.count("\n") == 2, out  # one line each, whatever the fields held
+    assert "\x1b" not in out and "\r" not in out and "\u202e" not in out and "\u2028" not in out
+    assert out.count("\\n2031-01-01 [info     ] forged.line\\r\\x1b[31mred\\u202etxt\\u2028x") >= 3
+
+
+def test_json_lines_are_left_to_json_escaping(log_stream: io.StringIO) -> None:
+    structlog.get_logger("provisioner.test").warning("claim.refused", source=HOSTILE)
+    (record,) = lines(log_stream)
+    assert record["source"] == HOSTILE  # escaped on the wire, the same string read back
+
+
+def test_escape_controls_keeps_printable_text() -> None:
+    from provisioner.observability import escape_controls
+
+    assert escape_controls("naïve ü 日本 \\n") == "naïve ü 日本 \\n"
+    assert escape_controls("a\tb\x00c\x7f\x9b") == "a\\tb\\x00c\\x7f\\x9b"

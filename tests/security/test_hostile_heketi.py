@@ -22,9 +22,8 @@ import pytest
 from heketi_client import HeketiClient, HeketiTimeout, RetryPolicy
 from provisioner.audit.compare import run_audit
 from provisioner.gluster.annotations import ANN_GID, ANN_HEKETI_VOLUME_ID
-from provisioner.gluster.pool import HeketiTarget
-
 from provisioner.gluster.block.objects import ANN_BLOCK_VOLUME_ID
+from provisioner.gluster.pool import HeketiTarget
 from tests.builders import class_body
 
 from .conftest import (

@@ -188,3 +188,19 @@ def test_plain_digits_are_a_gid() -> None:
     assert parse_gid("2000") == 2000
     assert parse_gid(" 2147483646 ") == 2147483646
     assert parse_gid("2147483647") is None  # Heketi refuses it
+
+
+def test_share_counts_holders_and_the_gid_is_free_after_the_last() -> None:
+    """A clone's record (then PV) and its source's PV hold one GID: each holder counts."""
+    alloc = GidAllocator()
+    alloc.share("c", 2000)  # nobody held it: one holder now, not two
+    assert alloc.holders("c", 2000) == 1
+    alloc.share("c", 2000)
+    alloc.share("c", 2000)
+    assert alloc.holders("c", 2000) == 3
+    alloc.release("c", 2000)
+    alloc.release("c", 2000)
+    assert alloc.is_used("c", 2000) and alloc.allocate("c", 2000, 2010) == 2001
+    alloc.release("c", 2000)
+    assert alloc.holders("c", 2000) == 0
+    assert alloc.allocate("c", 2000, 2010) == 2000
