@@ -109,12 +109,3 @@ class Attempts:
             attempt = self._by_claim.get(claim_uid)
             if attempt is not None and (attempt.volume is None or attempt.volume.id == volume_id):
                 del self._by_claim[claim_uid]
-
-    def gids(self, *, except_claim: str = "") -> set[tuple[str, int]]:
-        """(class, gid) pairs held by attempts, but the one of ``except_claim``."""
-        with self._lock:
-            return {
-                (a.class_name, a.gid)
-                for uid, a in self._by_claim.items()
-                if a.gid is not None and uid != except_claim
-            }
