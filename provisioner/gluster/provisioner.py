@@ -173,7 +173,8 @@ class GlusterProvisioner:
         not needed: a pending claim with a record is recognised when its record turns
         out to exist, one without a record has no volume. No Heketi request."""
         pvs = list(pvs)
-        self.ledger.owners.add_pvs(pvs)
+        if not self.ledger.owners.attached:  # else the informer has fed it already
+            self.ledger.owners.add_pvs(pvs)
         gids = self.ledger.gids
         names: set[str] = set()
         for pv in pvs:

@@ -48,11 +48,13 @@ class VolumeOwners:
         self._pvs: dict[str, str | tuple[str, ...]] = {}  # id -> PV name(s)
         self._named: dict[str, tuple[str, ...]] = {}  # PV name -> ids it names
         self._claims: dict[str, str] = {}  # id -> claim uid that took it (no PV yet)
+        self.attached = False  # an informer keeps it current (``attach``)
 
     # -- the PV side -----------------------------------------------------------------
 
     def attach(self, pvs: Informer) -> None:
         """Follow a PV informer (register before it starts)."""
+        self.attached = True
         pvs.add_handlers(
             on_add=self.add_pv,
             on_update=lambda _old, new: self.add_pv(new),
