@@ -104,6 +104,7 @@ class Reclaimed:
 class _Sighting:
     sweep: int
     seen_at: float
+    tried: bool = False  # acted on once: later tries wait for the regular period
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class OrphanSweeper:
             seen = self._sightings[uid]
             if seen.sweep == self._sweeps or now - seen.seen_at < self.grace_seconds:
                 continue
+            seen.tried = True
             try:
                 done = self._reclaim(intent)
             except Exception:  # one record's trouble must not stop the others
@@ -197,11 +199,13 @@ class OrphanSweeper:
     def next_due(self) -> float | None:
         """Seconds until a record seen orphaned becomes due (0: at the next sweep);
         None when none is waiting. Lets the caller sweep again soon after a
-        sighting instead of a whole period later."""
-        if not self._sightings:
+        sighting instead of a whole period later. A record that was due and is kept
+        (its class is gone, a lookup did not check out, Heketi failed) does not count:
+        it is tried again at the regular period, not in a loop."""
+        waiting = [s.seen_at for s in self._sightings.values() if not s.tried]
+        if not waiting:
             return None
-        first = min(s.seen_at for s in self._sightings.values())
-        return max(0.0, first + self.grace_seconds - self.clock())
+        return max(0.0, min(waiting) + self.grace_seconds - self.clock())
 
     def _retire(self, intent: Intent) -> None:
         try:

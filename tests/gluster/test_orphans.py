@@ -303,6 +303,8 @@ def test_a_retain_class_keeps_its_volume_and_warns_once(world: World, clock: Clo
     assert kept[0]["claim_uid"] == claim["metadata"]["uid"]
     assert "retains volumes" in kept[0]["reason"]
     assert world.counts() == {}
+    # Kept, it is tried again at the regular period, not at once in a loop.
+    assert gluster.next_reconcile_in() is None
 
 
 def test_a_gid_a_pv_of_the_class_holds_is_not_released(world: World, clock: Clock) -> None:

@@ -79,6 +79,7 @@ class BlockOrphanSweeper:
         self._lock = threading.Lock()
         self._reclaiming: set[str] = set()
         self._sightings: dict[str, tuple[int, float]] = {}  # uid -> (sweep number, time)
+        self._tried: set[str] = set()  # due once and kept: the regular period, no loop
         self._sweeps = 0
         self._warned: set[str] = set()
 
@@ -90,11 +91,12 @@ class BlockOrphanSweeper:
         """Nothing to undo: the provision's own busy mark is the owner's."""
 
     def next_due(self) -> float | None:
+        """As the file sweep's: a record due once and kept waits for the period."""
         with self._lock:
-            if not self._sightings:
+            waiting = [t for uid, (_, t) in self._sightings.items() if uid not in self._tried]
+            if not waiting:
                 return None
-            now = self.clock()
-            return max(0.0, min(t + self.grace - now for _, t in self._sightings.values()))
+            return max(0.0, min(waiting) + self.grace - self.clock())
 
     def sweep(self, pvs: list[Obj], claims: list[Obj]) -> int:
         """One pass over the records; returns how many block volumes were deleted."""
@@ -117,6 +119,8 @@ class BlockOrphanSweeper:
                 first = self._sightings.setdefault(uid, (self._sweeps, now))
             if first[0] == self._sweeps or now - first[1] < self.grace:
                 continue
+            with self._lock:
+                self._tried.add(uid)
             try:
                 deleted += self._reclaim(intent)
             except (ProvisionError, HeketiError, KubeAPIError) as err:
@@ -128,6 +132,7 @@ class BlockOrphanSweeper:
             for uid in list(self._sightings):
                 if uid not in seen:
                     del self._sightings[uid]
+            self._tried &= set(self._sightings)
         return deleted
 
     def _retire(self, intent: Intent) -> None:
