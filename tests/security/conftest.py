@@ -452,7 +452,8 @@ class World:
                 *extra_args,
             ],
         )  # fmt: skip
-        self.controller = controller.start().wait_started()
+        self.controller = controller.start()  # known before the wait: close() kills it
+        controller.wait_started()
         return controller
 
     def restart_controller(self, *extra_args: str) -> ControllerProcess:
