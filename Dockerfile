@@ -5,7 +5,14 @@
 # The base image is pinned by tag. Pin it by digest as well when you build
 # (python:3.11-slim@sha256:...): the digest could not be resolved where this file was
 # written (no registry access), so none is recorded here.
-FROM python:3.11-slim
+#
+# BASE_IMAGE replaces it where python:3.11-slim cannot be pulled: any image with
+# `python` (>= 3.11) and `pip` on PATH that installs into the image will do. The node
+# test bed builds such a base from Debian's packages (testbeds/node/images.py):
+#
+#   buildah bud --pull=never --build-arg BASE_IMAGE=localhost/hpnode-python-base:<tag> .
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 LABEL org.opencontainers.image.title="heketi-provisioner" \
       org.opencontainers.image.description="Kubernetes dynamic provisioner for GlusterFS through Heketi" \

@@ -61,9 +61,23 @@ def _ignored() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
 
 
+def _arg_defaults() -> dict[str, str]:
+    """ARG NAME=default lines (before FROM: the only ones FROM can use)."""
+    defaults: dict[str, str] = {}
+    for rest in _all("ARG"):
+        name, sep, default = rest.partition("=")
+        if sep:
+            defaults[name.strip()] = default.strip()
+    return defaults
+
+
 def test_base_image_is_python_slim_pinned_by_tag() -> None:
     (base,) = _all("FROM")  # a single stage
     image = base.split()[0]
+    # FROM ${BASE_IMAGE}: the default is what a plain `docker build` uses
+    arg = re.fullmatch(r"\$\{?(\w+)\}?", image)
+    if arg:
+        image = _arg_defaults()[arg.group(1)]
     name, _, tag = image.split("@")[0].partition(":")
     assert name == "python"
     assert tag and tag != "latest"
