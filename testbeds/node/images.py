@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -43,7 +44,14 @@ BASE_PACKAGES = ("python3", "python3-pip", "python-is-python3", "ca-certificates
 # What python:3.11-slim leaves out as well: documentation, manuals, translations.
 BASE_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
 # The Dockerfile's COPY sources (tests/deploy/test_dockerfile.py keeps them in step).
-OUR_IMAGE_INPUTS = ("Dockerfile", "pyproject.toml", "setup.cfg", "README.md", "heketi_client", "provisioner")
+OUR_IMAGE_INPUTS = (
+    "Dockerfile",
+    "pyproject.toml",
+    "setup.cfg",
+    "README.md",
+    "heketi_client",
+    "provisioner",
+)
 HOST_CA_DIR = "/etc/ssl/certs"
 # Bump when build_base changes in a way its constants above do not show.
 BASE_RECIPE = "mmdebstrap essential, no EXTERNALLY-MANAGED, v1"
@@ -97,7 +105,9 @@ BASE = Image("python-base", "localhost/hpnode-python-base:3.11")
 
 
 def our_image() -> Image:
-    return Image("heketi-provisioner", f"docker.io/library/heketi-provisioner:{chart_app_version()}")
+    return Image(
+        "heketi-provisioner", f"docker.io/library/heketi-provisioner:{chart_app_version()}"
+    )
 
 
 def node_images() -> tuple[Image, ...]:
@@ -213,7 +223,9 @@ def build_busybox(work: Path) -> None:
         if applet != "busybox":
             (root / "bin" / applet).symlink_to("busybox")
     (root / "etc").mkdir()
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n")
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n"
+    )
     (root / "etc" / "group").write_text("root:x:0:\nuser:x:1000:\n")
     for d in ("tmp", "root", "proc", "sys", "dev"):
         (root / d).mkdir(mode=0o1777 if d == "tmp" else 0o755)
@@ -278,12 +290,14 @@ BUILDERS = {
 
 def _inspect(ref: str) -> dict[str, object]:
     info = json.loads(buildah("inspect", "--type=image", ref))
-    (listed,) = json.loads(buildah("images", "--json", ref))
-    return {
-        "id": info["FromImageID"],
-        "layers": len(info["OCIv1"]["rootfs"]["diff_ids"]),
-        "size_bytes": int(listed["size"]),
-    }
+    return {"id": info["FromImageID"], "layers": len(info["OCIv1"]["rootfs"]["diff_ids"])}
+
+
+def _layer_bytes(archive: Path) -> int:
+    """The image's size unpacked: the sum of its layer tars in a docker-archive."""
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        return sum(tar.getmember(layer).size for layer in manifest[0]["Layers"])
 
 
 def is_current(image: Image, recipe: str) -> bool:
@@ -313,7 +327,7 @@ def build_one(image: Image, recipe: str, builder: object) -> None:
         tmp_archive.unlink(missing_ok=True)
         buildah("push", image.ref, f"docker-archive:{tmp_archive}:{image.ref}")
         tmp_archive.replace(image.archive)
-        stamp["archive_bytes"] = image.archive.stat().st_size
+        stamp["size_bytes"] = _layer_bytes(image.archive)
     (image.dir / "stamp").write_text(json.dumps(stamp, indent=1) + "\n")
     log(f"{image.name}: built in {time.monotonic() - t0:.1f} s ({stamp['layers']} layers)")
 

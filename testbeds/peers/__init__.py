@@ -33,7 +33,7 @@ from .kube import (
     start_kube,
     stop_controller_manager,
 )
-from .pki import Pki, issue_leaf, make_pki, write_kubeconfig
+from .pki import Pki, issue_leaf, make_pki, node_leaves, write_kubeconfig
 
 __all__ = [
     "AUDIT_POLICY",
@@ -61,6 +61,7 @@ __all__ = [
     "issue_leaf",
     "local_get",
     "make_pki",
+    "node_leaves",
     "restart_controller_manager",
     "running",
     "start_controller_manager",

@@ -52,17 +52,31 @@ REQUIRED_KEYS = (
 
 
 VERSION_KEYS = ("ETCD_VERSION", "HEKETI_VERSION", "KUBE_VERSION_125", "KUBE_VERSION_CURRENT")
+# The peer sets (directories of testbeds/peers) the keys above come from.
+PEER_SETS = ("etcd", "heketi", "k8s-1.25", "k8s-current")
+# The node bed's kubelet, kube-scheduler and kube-proxy (peer set k8s-1.25-node).
+NODE_KEYS = ("KUBELET_125", "KUBE_SCHEDULER_125", "KUBE_PROXY_125")
+NODE_PEER_SET = "k8s-1.25-node"
 
 
-def find_peers() -> Peers:
+def find_peers(*, node: bool = False) -> Peers:
     """The binaries: from the environment when every variable of peers.env is set
     there (e.g. ``set -a; . peers.env``), else from ``testbeds/peers/build --check
-    --print-env``, which builds nothing and fails when a peer is missing or stale."""
-    if all(os.environ.get(k) for k in REQUIRED_KEYS):
-        env = {k: os.environ[k] for k in (*REQUIRED_KEYS, *VERSION_KEYS) if k in os.environ}
+    --print-env``, which builds nothing and fails when a peer is missing or stale.
+    ``node``: the node bed's binaries too (else they are neither needed nor checked)."""
+    required = (*REQUIRED_KEYS, *NODE_KEYS) if node else REQUIRED_KEYS
+    sets = (*PEER_SETS, NODE_PEER_SET) if node else PEER_SETS
+    if all(os.environ.get(k) for k in required):
+        env = {k: os.environ[k] for k in (*required, *VERSION_KEYS) if k in os.environ}
     else:
         out = subprocess.run(
-            [sys.executable, str(BUILD_SCRIPT), "--check", "--print-env"],
+            [
+                sys.executable,
+                str(BUILD_SCRIPT),
+                "--check",
+                "--print-env",
+                f"--only={','.join(sets)}",
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -70,7 +84,7 @@ def find_peers() -> Peers:
         if out.returncode != 0:
             raise PeersNotBuilt(out.stderr.strip() or f"exit {out.returncode}")
         env = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
-    missing = [k for k in REQUIRED_KEYS if not os.access(env.get(k, ""), os.X_OK)]
+    missing = [k for k in required if not os.access(env.get(k, ""), os.X_OK)]
     if missing:
         raise PeersNotBuilt(f"not executable: {', '.join(missing)}")
     if not shutil.which("openssl"):

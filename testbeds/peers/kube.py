@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import requests
 
 from ..harness.processes import Process, free_port, local_get, running, wait_for
 from .binaries import KUBE_VERSIONS, Peers
-from .pki import Pki, make_pki, write_kubeconfig
+from .pki import DEFAULT_LEAVES, Pki, make_pki, write_kubeconfig
 
 SERVICE_CIDR = "10.0.0.0/24"  # never routed: only Service objects get addresses from it
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -148,13 +148,19 @@ class RealKube:
 
 
 def _apiserver_argv(
-    peers: Peers, version: str, etcd_url: str, port: int, pki: Pki, workdir: Path
+    peers: Peers,
+    version: str,
+    etcd_url: str,
+    port: int,
+    pki: Pki,
+    workdir: Path,
+    address: str = "127.0.0.1",
 ) -> list[str]:
     argv = [
         peers.kube_apiserver(version),
         f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        f"--bind-address={address}",
+        f"--advertise-address={address}",
         f"--secure-port={port}",
         f"--cert-dir={workdir / 'apiserver-certs'}",
         f"--tls-cert-file={pki.cert('apiserver')}",
@@ -169,15 +175,19 @@ def _apiserver_argv(
         "--requestheader-username-headers=X-Remote-User",
         "--requestheader-group-headers=X-Remote-Group",
         "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        # the Node authorizer and NodeRestriction: a kubelet's own certificate
+        # (system:node:<name>) reaches only its node's objects, as in a real cluster
         "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         f"--service-account-issuer={ISSUER}",
         f"--service-account-signing-key-file={pki.dir / 'sa.key'}",
         f"--service-account-key-file={pki.dir / 'sa.pub'}",
         f"--api-audiences={ISSUER}",
-        # the "kubernetes" Service's Endpoints would name 127.0.0.1, which Endpoints
-        # validation refuses (loopback): the lease reconciler would log that every 10 s
-        "--endpoint-reconciler-type=none",
+        # On loopback the "kubernetes" Service's Endpoints would name 127.0.0.1, which
+        # Endpoints validation refuses: the lease reconciler would log that every 10 s.
+        # On another address (the node bed's) pods reach the API server through them.
+        "--endpoint-reconciler-type=" + ("none" if address == "127.0.0.1" else "lease"),
         "--profiling=false",
         "--v=1",
     ]
@@ -281,18 +291,25 @@ def start_kube(
     kcm_args: Sequence[str] = (),
     apiserver_args: Sequence[str] = (),
     service_cidr: str | None = None,
+    address: str = "127.0.0.1",
+    leaves: Mapping[str, tuple[str, str, str]] | None = None,
 ) -> Iterator[RealKube]:
     """etcd + kube-apiserver (+ kube-controller-manager) of ``version`` ("1.25" or
     "current"), with an optional audit log of every write, extra flags for either
     server (the last occurrence of a flag wins), and another Service range (the
-    default /24 holds 254 ClusterIPs, and every volume of ours takes one)."""
+    default /24 holds 254 ClusterIPs, and every volume of ours takes one).
+
+    ``address``: where the API server serves and what it advertises (a bed with pods
+    gives an address they reach; its serving certificate must name it: see
+    ``pki.node_leaves``). ``leaves``: certificates to issue besides the default ones
+    (same name: replaces it)."""
     if version not in KUBE_VERSIONS:
         raise ValueError(f"version must be one of {KUBE_VERSIONS}, not {version!r}")
     workdir.mkdir(parents=True, exist_ok=True)
-    pki = make_pki(workdir / "pki")
+    pki = make_pki(workdir / "pki", {**DEFAULT_LEAVES, **(leaves or {})})
     with start_etcd(peers, workdir) as etcd, contextlib.ExitStack() as stack:
         port = free_port()
-        server = f"https://127.0.0.1:{port}"
+        server = f"https://{address}:{port}"
         admin = write_kubeconfig(
             workdir / "admin.kubeconfig",
             server,
@@ -301,7 +318,7 @@ def start_kube(
             cert=pki.cert("admin"),
             key=pki.key("admin"),
         )
-        argv = _apiserver_argv(peers, version, etcd.url, port, pki, workdir)
+        argv = _apiserver_argv(peers, version, etcd.url, port, pki, workdir, address)
         if service_cidr:
             argv.append(f"--service-cluster-ip-range={service_cidr}")
             kcm_args = [*kcm_args, f"--service-cluster-ip-range={service_cidr}"]

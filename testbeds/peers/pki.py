@@ -24,6 +24,41 @@ DEFAULT_LEAVES: Mapping[str, tuple[str, str, str]] = {
 }
 
 
+def node_leaves(
+    node_name: str, node_ip: str, service_ip: str = "10.0.0.1"
+) -> dict[str, tuple[str, str, str]]:
+    """What a cluster with a kubelet needs besides ``DEFAULT_LEAVES``: the API server
+    serving on ``node_ip`` too (and on the ``kubernetes`` Service's ``service_ip``,
+    which pods dial), the kubelet's client certificate as ``system:node:<name>`` in
+    ``system:nodes`` (what the Node authorizer and NodeRestriction judge), the
+    kubelet's serving certificate for ``node_ip``, the API server's client certificate
+    towards the kubelet, and kube-proxy's and kube-scheduler's identities."""
+    return {
+        "apiserver": (
+            "/CN=kube-apiserver",
+            "serverAuth",
+            f"IP:127.0.0.1,DNS:localhost,IP:{node_ip},IP:{service_ip},"
+            "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+            "DNS:kubernetes.default.svc.cluster.local",
+        ),
+        "kubelet": (f"/O=system:nodes/CN=system:node:{node_name}", "clientAuth", ""),
+        "kubelet-serving": (
+            f"/O=system:nodes/CN=system:node:{node_name}",
+            "serverAuth",
+            f"IP:{node_ip},DNS:{node_name}",
+        ),
+        # kubeadm's identity for this client: the API server's calls to the kubelet
+        # (logs, exec, port-forward) under the kubelet's webhook authorization
+        "apiserver-kubelet-client": (
+            "/O=system:masters/CN=kube-apiserver-kubelet-client",
+            "clientAuth",
+            "",
+        ),
+        "kube-proxy": ("/CN=system:kube-proxy", "clientAuth", ""),
+        "kube-scheduler": ("/CN=system:kube-scheduler", "clientAuth", ""),
+    }
+
+
 def _openssl(*args: str, cwd: Path) -> None:
     out = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
