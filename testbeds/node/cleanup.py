@@ -10,7 +10,7 @@ the machine, not at a record of the run, so it removes what a killed run left:
 2. mounts under the bed's directories (containers' root filesystems, the pods'
    network namespaces, the kubelet's volume mounts), deepest first;
 3. iptables: what kube-proxy wrote (``kube-proxy --cleanup``), then the bed's own
-   chain; the links (dummy, bridge, veths);
+   chain; the links (node, bridge, veths);
 4. the shims' sockets, the cgroups, the sysctls the kubelet and kube-proxy changed
    (restored from ``saved-sysctls.json``), the pod logs, and the directories.
 """
@@ -44,7 +44,6 @@ SYSCTLS = (
     "net/ipv4/conf/all/route_localnet",
     "net/bridge/bridge-nf-call-iptables",
 )
-POD_LOGS_MARK = ".hpnode"  # the bed made /var/log/pods: it may empty it
 
 
 def _saved_sysctls() -> Path:
@@ -82,12 +81,18 @@ def restore_sysctls() -> list[str]:
     return changed
 
 
+def _pod_logs_mark(d: Path) -> Path:
+    # beside the bed's state, not in the directory: the kubelet's log garbage
+    # collector removes whatever in /var/log/pods is not a pod's
+    return paths.root() / f"owns{str(d).replace('/', '-')}"
+
+
 def mark_pod_logs() -> None:
     """Take /var/log/pods for the bed when no one else has it (no other kubelet)."""
     for d in (paths.POD_LOGS, paths.CONTAINER_LOG_LINKS):
         if not d.exists():
             d.mkdir(parents=True)
-            (d / POD_LOGS_MARK).touch()
+            _pod_logs_mark(d).touch()
 
 
 # -- processes ------------------------------------------------------------------------
@@ -197,9 +202,12 @@ def _shim_sockets() -> list[Path]:
 
 
 def kube_proxy_cleanup(kube_proxy: str | None) -> list[str]:
+    """kube-proxy's own ``--cleanup``, then what it leaves (its canary chains and
+    KUBE-MARK-MASQ): every KUBE-* chain and every rule that jumps to one."""
     before = network.leftover_rules()
     if kube_proxy and any("KUBE-" in r for r in before):
         subprocess.run([kube_proxy, "--cleanup"], capture_output=True, timeout=120)
+    network.remove_kube_chains()
     return [f"iptables {r}" for r in before if "KUBE-" in r and r not in network.leftover_rules()]
 
 
@@ -221,7 +229,7 @@ def clean(kube_proxy: str | None = None) -> list[str]:
             done.append(f"cgroup {d}")
     done += restore_sysctls()
     for d in (paths.POD_LOGS, paths.CONTAINER_LOG_LINKS):
-        if (d / POD_LOGS_MARK).exists():
+        if _pod_logs_mark(d).exists() and d.exists():
             shutil.rmtree(d)
             done.append(f"directory {d}")
     for d in (paths.RUN, paths.root()):
@@ -240,6 +248,7 @@ def leftovers() -> list[str]:
     for link in (network.DUMMY, network.BRIDGE):
         if Path(f"/sys/class/net/{link}").exists():
             found.append(f"link {link}")
+    found += [f"route blackhole {b}" for b in network.blackholes()]
     found += [f"cgroup {d}" for d in _cgroup_dirs()]
     found += [f"directory {d}" for d in (paths.RUN, paths.root()) if d.exists()]
     return found

@@ -79,6 +79,19 @@ def start_scheduler(kube: RealKube, peers: Peers, workdir: Path) -> Process:
     return proc
 
 
+def make_cgroup_root() -> None:
+    """The kubelet's ``cgroupRoot`` in every cgroup v1 hierarchy: it must exist, and
+    a new cpuset cgroup has no CPUs or memory nodes until given its parent's."""
+    for hierarchy in sorted(paths.CGROUP_MOUNT.iterdir()):
+        if not (hierarchy / "cgroup.procs").exists() or hierarchy.name == "unified":
+            continue
+        d = hierarchy / paths.CGROUP
+        d.mkdir(exist_ok=True)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if (d / name).exists() and not (d / name).read_text().strip():
+                (d / name).write_text((hierarchy / name).read_text())
+
+
 def kubelet_config(kube: RealKube, ranges: Ranges, port: int, healthz: int) -> dict[str, object]:
     root = paths.kubelet_dir()
     resolv = paths.root() / "resolv.conf"
@@ -132,6 +145,7 @@ def start_kubelet(kube: RealKube, peers: Peers, ranges: Ranges, workdir: Path) -
     config_file = paths.root() / "kubelet-config.json"
     config_file.write_text(json.dumps(kubelet_config(kube, ranges, port, healthz), indent=1))
     paths.kubelet_dir().mkdir(parents=True, exist_ok=True)
+    make_cgroup_root()
     argv = [
         peers.path("KUBELET_125"),
         f"--config={config_file}",
@@ -149,6 +163,8 @@ def start_kubelet(kube: RealKube, peers: Peers, ranges: Ranges, workdir: Path) -
 
     def node_ready() -> bool:
         r = kube.request("GET", f"/api/v1/nodes/{NODE_NAME}", ok=(200, 404))
+        if r.get("kind") != "Node":  # 404: not registered yet
+            return False
         conditions = (r.get("status") or {}).get("conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 

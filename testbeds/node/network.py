@@ -3,15 +3,18 @@
 Ranges are chosen after reading ``ip route`` (every table) and ``ip addr``: the
 first /16 of ``CANDIDATES`` that overlaps nothing the host routes or holds. In it:
 
-- ``10.N.255.1/24`` on the dummy link ``hpnode0``: the node's InternalIP, where the
-  API server, the kubelet and Heketi serve. The rest of that /24 goes nowhere (a
-  dummy link drops what it is sent): the mock Heketi's storage addresses live there.
+- ``10.N.255.1/24`` on ``hpnode0``, a bridge without ports (this kernel has no
+  ``dummy`` links): the node's InternalIP, where the API server, the kubelet and
+  Heketi serve. The rest of that /24 goes nowhere (no port, no neighbour answers):
+  the mock Heketi's storage addresses live there.
 - ``10.N.0.0/24``: pods, on the CNI bridge ``hpnode-br0`` (gateway ``10.N.0.1``).
 - ``10.N.128.0/24``: Services (the ``kubernetes`` Service is ``10.N.128.1``).
 
 Pods may reach the node's addresses and each other, nothing else: chain
-``HPNODE-FORWARD`` (filter, first in FORWARD) drops what they send off the /16, so
-no packet of theirs leaves through the host's own interface. No masquerading is set
+``HPNODE-FORWARD`` (filter, first in FORWARD) drops whatever would be forwarded out of
+the bridge, and a blackhole route for the /16 keeps any address of it that nothing
+serves (a Service port without a rule, a storage address) off the default route. No
+packet of the pods leaves through the host's own interface. No masquerading is set
 up (the bridge plugin's ``ipMasq`` is off).
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shlex
 import subprocess
 from dataclasses import dataclass
 
@@ -77,7 +81,7 @@ class Ranges:
         return self._addr(128 * 256 + 1)
 
     def storage_ips(self, n: int) -> list[str]:
-        """Addresses for the mock Heketi's nodes: on the dummy's /24, so nothing answers
+        """Addresses for the mock Heketi's nodes: on ``hpnode0``'s /24, so nothing answers
         and nothing is sent off the host."""
         return [self._addr(255 * 256 + 11 + i) for i in range(n)]
 
@@ -91,6 +95,8 @@ def _host_networks() -> list[ipaddress.IPv4Network]:
         dst = r.get("dst", "")
         if r.get("dev") in (DUMMY, BRIDGE) or dst in ("", "default"):
             continue
+        if r.get("type") == "blackhole" and dst in CANDIDATES:
+            continue  # the bed's own (a killed run's)
         try:
             nets.append(ipaddress.IPv4Network(dst, strict=False))
         except ValueError:
@@ -121,16 +127,21 @@ def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
 
 
 def set_up(ranges: Ranges) -> None:
-    """The dummy link with the node's address, and the forwarding fence."""
+    """The node's link with its address, and the forwarding fence."""
     if sh("ip", "link", "show", DUMMY, check=False).returncode != 0:
-        sh("ip", "link", "add", DUMMY, "type", "dummy")
+        sh("ip", "link", "add", DUMMY, "type", "bridge")
     sh("ip", "addr", "replace", f"{ranges.node_ip}/24", "dev", DUMMY)
     sh("ip", "link", "set", DUMMY, "up")
     if _iptables("-n", "-L", FORWARD_CHAIN, check=False).returncode != 0:
         _iptables("-N", FORWARD_CHAIN)
     _iptables("-F", FORWARD_CHAIN)
-    _iptables("-A", FORWARD_CHAIN, "-s", ranges.block, "!", "-d", ranges.block, "-j", "DROP")
-    _iptables("-A", FORWARD_CHAIN, "-i", BRIDGE, "!", "-d", ranges.block, "-j", "DROP")
+    # pods may talk to each other (bridged) and to the node (local delivery, not
+    # forwarded): whatever else they send is dropped
+    _iptables("-A", FORWARD_CHAIN, "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP")
+    _iptables("-A", FORWARD_CHAIN, "-s", ranges.block, "!", "-o", BRIDGE, "-j", "DROP")
+    # what is sent into the /16 but matches none of its routes (a Service address
+    # without a kube-proxy rule, a storage address) must not take the default route
+    sh("ip", "route", "replace", "blackhole", ranges.block)
     jump = ("FORWARD", "-j", FORWARD_CHAIN)
     if _iptables("-C", *jump, check=False).returncode != 0:
         _iptables("-I", "FORWARD", "1", "-j", FORWARD_CHAIN)
@@ -150,6 +161,9 @@ def tear_down() -> list[str]:
     for link in (BRIDGE, DUMMY):
         if sh("ip", "link", "del", link, check=False).returncode == 0:
             gone.append(f"link {link}")
+    for block in blackholes():
+        sh("ip", "route", "del", "blackhole", block, check=False)
+        gone.append(f"route blackhole {block}")
     while _iptables("-D", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode == 0:
         gone.append(f"iptables FORWARD -j {FORWARD_CHAIN}")
     if _iptables("-n", "-L", FORWARD_CHAIN, check=False).returncode == 0:
@@ -157,6 +171,27 @@ def tear_down() -> list[str]:
         _iptables("-X", FORWARD_CHAIN, check=False)
         gone.append(f"iptables chain {FORWARD_CHAIN}")
     return gone
+
+
+def remove_kube_chains() -> None:
+    """Every rule that jumps to a KUBE-* chain, then those chains, in every table."""
+    for table in ("filter", "nat", "mangle", "raw"):
+        rules = _iptables("-t", table, "-S", check=False).stdout.splitlines()
+        for rule in rules:
+            words = rule.split()
+            if words[:1] == ["-A"] and not words[1].startswith("KUBE-") and "KUBE-" in rule:
+                _iptables("-t", table, "-D", *shlex.split(rule)[1:], check=False)
+        chains = [r.split()[1] for r in rules if r.startswith("-N KUBE-")]
+        for chain in chains:
+            _iptables("-t", table, "-F", chain, check=False)
+        for chain in chains:
+            _iptables("-t", table, "-X", chain, check=False)
+
+
+def blackholes() -> list[str]:
+    """The bed's blackhole routes (one per candidate /16 it used)."""
+    routes = json.loads(sh("ip", "-j", "-4", "route", "show", "type", "blackhole").stdout or "[]")
+    return [r["dst"] for r in routes if r.get("dst") in CANDIDATES]
 
 
 def leftover_rules() -> list[str]:

@@ -52,9 +52,9 @@ def test_the_kubernetes_service_reaches_the_api_server_from_a_pod(
     endpoints = kubectl.get("endpoints", "kubernetes", "default")
     (subset,) = endpoints["subsets"]
     assert [a["ip"] for a in subset["addresses"]] == [node.node_ip]
-    # busybox's wget speaks no TLS to the server, but a TCP connect through the
-    # ClusterIP is what the Service must provide: nc -z reports it
-    script = f"nc -z -w 5 {node.ranges.service_ip} 443 && echo CONNECTED"
+    # a TCP connection through the ClusterIP is what the Service must provide (busybox
+    # nc exits 0 once connected and stdin is at its end)
+    script = f"nc -w 5 {node.ranges.service_ip} 443 </dev/null && echo CONNECTED"
     kubectl.apply(
         {
             **pod("dialer", command=["sh", "-c", script]),
@@ -69,11 +69,17 @@ def test_the_kubernetes_service_reaches_the_api_server_from_a_pod(
 def test_pods_reach_the_node_and_are_fenced_off_the_rest(
     node: Node, kubectl: NodeKubectl, namespace: str
 ) -> None:
-    """A pod reaches the node's address (the API server's port); what it sends off the
-    bed's /16 is dropped by ``HPNODE-FORWARD``, first in FORWARD. (The test sends
-    nothing off the bed to prove it: a broken fence would let that packet out.)"""
+    """A pod reaches the node's address (the API server's port). An address of the
+    bed's /16 that nothing serves goes nowhere (the blackhole route, not the default
+    route), and ``HPNODE-FORWARD``, first in FORWARD, drops whatever would be
+    forwarded out of the bridge. (The test sends nothing off the bed to prove the
+    fence: a broken fence would let that packet out.)"""
     port = node.kube.server.rsplit(":", 1)[1]
-    script = f"nc -z -w 3 {node.node_ip} {port} && echo NODE-OK"
+    unserved = node.ranges.service_ip.rsplit(".", 2)[0] + ".200.1"
+    script = (
+        f"nc -w 3 {node.node_ip} {port} </dev/null && echo NODE-OK; "
+        f"nc -w 3 {unserved} 80 </dev/null && echo UNSERVED-ANSWERED || echo UNSERVED-DROPPED"
+    )
     kubectl.apply(
         {
             **pod("dialer", command=["sh", "-c", script]),
@@ -82,15 +88,13 @@ def test_pods_reach_the_node_and_are_fenced_off_the_rest(
     )
     kubectl.wait_pod_phase("dialer", namespace, ("Succeeded", "Failed"))
     logs = kubectl.run("logs", "dialer", "-n", namespace).stdout
-    assert "NODE-OK" in logs, logs
+    assert "NODE-OK" in logs and "UNSERVED-DROPPED" in logs, logs
+    route = network.sh("ip", "-4", "route", "get", unserved).stdout
+    assert route.startswith("blackhole"), route
     forward = network.sh("iptables", "-w", "30", "-S", "FORWARD").stdout.splitlines()
-    jumps = [r for r in forward if r.startswith("-A FORWARD")]
-    fence = f"-A FORWARD -j {network.FORWARD_CHAIN}"
-    # kube-proxy prepends its own jumps; none of them accepts a pod's new connection
-    # off the bed, so the fence only has to precede the policy
-    assert fence in jumps, forward
+    assert f"-A FORWARD -j {network.FORWARD_CHAIN}" in forward, forward
     chain = network.sh("iptables", "-w", "30", "-S", network.FORWARD_CHAIN).stdout
-    assert f"-s {node.ranges.block} ! -d {node.ranges.block} -j DROP" in chain, chain
+    assert f"-A {network.FORWARD_CHAIN} -i {network.BRIDGE} ! -o {network.BRIDGE} -j DROP" in chain
 
 
 def test_what_the_bed_holds_is_visible_to_cleanup(node: Node) -> None:
