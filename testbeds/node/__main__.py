@@ -41,7 +41,8 @@ def _alive(pid: int) -> bool:
 def build_images(args: argparse.Namespace) -> int:
     for name, stamp in images.build_all(force=args.force).items():
         size = int(stamp.get("size_bytes") or 0)
-        print(f"{name}: {stamp.get('ref')} layers={stamp.get('layers')} size={size / 1e6:.1f} MB")
+        shown = f"{size / 1e6:.1f} MB" if size else "(in buildah's store only)"
+        print(f"{name}: {stamp.get('ref')} layers={stamp.get('layers')} size={shown}")
     return 0
 
 

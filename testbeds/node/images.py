@@ -351,6 +351,8 @@ def build_all(force: bool = False) -> dict[str, dict[str, object]]:
             if image is ours and not is_current(BASE, want[BASE.name]):
                 raise ImageBuildFailed("the base image is not built")
             build_one(image, want[image.name], builder)
+        # the images a rebuild replaced (untagged now): keep the store from growing
+        buildah("rmi", "--prune")
     return {image.name: image.stamp() or {} for image, _ in plan}
 
 
