@@ -48,7 +48,9 @@ def node_peers() -> Peers:
     return peers
 
 
-@pytest.fixture(scope="session")
+# package scope: the node (kubelet, containerd, an API server ...) stops when this
+# directory's tests are done, not at the end of the whole session
+@pytest.fixture(scope="package")
 def node(node_peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     with start_node(node_peers, tmp_path_factory.mktemp("node")) as n:
         yield n
@@ -57,7 +59,7 @@ def node(node_peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     assert not left, f"the node bed left: {left}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node_heketi(
     node: Node, node_peers: Peers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RealHeketi]:
@@ -69,13 +71,13 @@ def node_heketi(
         yield heketi
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node_heketi_url(node: Node, node_heketi: RealHeketi) -> str:
     """Heketi as a pod reaches it: on the node's address (Heketi listens on all)."""
     return f"http://{node.node_ip}:{node_heketi.url.rsplit(':', 1)[1]}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kubectl(node: Node) -> NodeKubectl:
     return NodeKubectl(node)
 
