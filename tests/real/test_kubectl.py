@@ -88,6 +88,8 @@ RUN = ("kubectl", "heketi-provisioner")  # the programs whose documented command
 # Other commands in the documents, by their first word: not run here.
 NOT_RUN = {
     "docker": "builds and pushes an image: no registry or container runtime here",
+    "buildah": "builds the image on a base of one's own: the node tier does exactly that "
+    "(testbeds/node/images.py, build_ours) and runs the result (tests/node/)",
     "cd": "`kustomize edit` needs the standalone kustomize binary and edits the "
     "kustomization; test_image_override checks the by-hand alternative the docs give",
     "helm": "the chart: charts/ has its own tests",
