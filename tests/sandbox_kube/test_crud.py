@@ -131,17 +131,31 @@ def test_phase_transition_time_stays_while_the_phase_does(bodies, raw, kube: Kub
     assert updated["status"]["message"] == "same phase"
 
 
-def test_delete_returns_object_and_honours_preconditions(raw) -> None:
+def test_delete_honours_preconditions_and_names_what_it_deleted(raw) -> None:
+    """A Secret's registry answers a Status naming the deleted object (a PV's, a
+    claim's or a Service's answers the object itself)."""
     _, made = raw("POST", "/api/v1/namespaces/default/secrets", {"metadata": {"name": "s"}})
     wrong = {"preconditions": {"uid": "not-the-uid"}}
     status, err = raw("DELETE", "/api/v1/namespaces/default/secrets/s", wrong)
     assert status == 409 and err["reason"] == "Conflict"
     stale = {"preconditions": {"resourceVersion": "1"}}
     assert raw("DELETE", "/api/v1/namespaces/default/secrets/s", stale)[0] == 409
-    ok = {"preconditions": {"uid": made["metadata"]["uid"]}, "propagationPolicy": "Foreground"}
+    uid = made["metadata"]["uid"]
+    ok = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
     status, gone = raw("DELETE", "/api/v1/namespaces/default/secrets/s", ok)
-    assert status == 200 and gone["metadata"]["name"] == "s"
+    assert status == 200
+    assert gone == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {"name": "s", "kind": "secrets", "uid": uid},
+    }
     assert raw("GET", "/api/v1/namespaces/default/secrets/s")[0] == 404
+    service = {"metadata": {"name": "w"}, "spec": {"ports": [{"port": 80}]}}
+    raw("POST", "/api/v1/namespaces/default/services", service)
+    status, svc = raw("DELETE", "/api/v1/namespaces/default/services/w")
+    assert status == 200 and svc["kind"] == "Service" and svc["spec"]["clusterIP"]
 
 
 def test_finalizers_hold_deletion_until_removed(raw, kube: KubeSandbox) -> None:
@@ -225,13 +239,32 @@ def test_create_resets_volume_status(raw, bodies) -> None:
     assert made["status"] == {"phase": "Pending"}
 
 
-def test_dry_run_is_refused_rather_than_applied(raw, kube: KubeSandbox) -> None:
-    status, _ = raw(
-        "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "d"}},
-        query=[("dryRun", "All")],
-    )  # fmt: skip
-    assert status == 400
+def test_dry_run_checks_everything_and_writes_nothing(raw, kube: KubeSandbox) -> None:
+    path = "/api/v1/namespaces/default/configmaps"
+    dry = [("dryRun", "All")]
+    status, made = raw("POST", path, {"metadata": {"name": "d"}, "data": {"a": "b"}}, query=dry)
+    assert status == 201 and made["data"] == {"a": "b"} and made["metadata"]["uid"]
+    assert "resourceVersion" not in made["metadata"]
     assert kube.get_object("configmaps", "default", "d") is None
+    status, err = raw("POST", path, {"metadata": {"name": "Bad_"}}, query=dry)
+    assert status == 422  # validated all the same
+    status, err = raw("POST", path, {"metadata": {"name": "d"}}, query=[("dryRun", "Nope")])
+    assert status == 422 and err["details"]["kind"] == "CreateOptions"
+    assert err["details"]["causes"][0]["field"] == "dryRun"
+    raw("POST", path, {"metadata": {"name": "u", "finalizers": ["example.com/keep"]}})
+    before = kube.get_object("configmaps", "default", "u")
+    assert before is not None
+    status, updated = raw(
+        "PUT", f"{path}/u", {"metadata": {"name": "u"}, "data": {"x": "y"}}, query=dry
+    )
+    assert status == 200 and updated["data"] == {"x": "y"}
+    assert updated["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    patch = {"data": {"z": "1"}}
+    status, patched = raw("PATCH", f"{path}/u", patch, "application/merge-patch+json", query=dry)
+    assert status == 200 and patched["data"] == {"z": "1"}
+    status, marked = raw("DELETE", f"{path}/u", query=dry)
+    assert status == 200 and marked["metadata"]["deletionTimestamp"]
+    assert kube.get_object("configmaps", "default", "u") == before
 
 
 def test_concurrent_writers_get_unique_increasing_versions(kube: KubeSandbox, core) -> None:

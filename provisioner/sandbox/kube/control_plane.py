@@ -1,7 +1,8 @@
 """Emulation of the kube-controller-manager loops a storage provisioner relies on.
 
-The PV controller (``pv_controller.py``), protection finalizers, and namespace
-termination (contents deleted, then the namespace).
+The PV controller (``pv_controller.py``), protection finalizers, namespace
+termination (contents deleted, then the namespace) and the garbage collector
+(``garbage.py``: owner references, foreground and orphan deletion).
 
 It runs on one thread, woken by store changes through a condition variable (no polling):
 a store listener marks the affected keys dirty and each key is reconciled from the
@@ -18,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from .garbage import GarbageCollector
 from .pv_controller import PVController
 from .registry import Registry
 from .resources import RESOURCES, lookup
@@ -40,6 +42,7 @@ class ControlPlane:
         self._busy = False
         self._stopped = False
         self._volumes = PVController(registry, version=version)
+        self._garbage = GarbageCollector(registry)
         self._thread: threading.Thread | None = None
         self._store.add_listener(self._on_change)
 
@@ -71,7 +74,7 @@ class ControlPlane:
 
     def _on_change(self, storage: str, event: Event) -> None:
         meta = event.entry.obj["metadata"]
-        items = self._volumes.observe(storage, event)
+        items = self._volumes.observe(storage, event) + self._garbage.observe(storage, event)
         if storage == "namespaces":
             items.append(("ns", meta["name"]))
         if event.type == "DELETED" and meta.get("namespace"):
@@ -113,6 +116,8 @@ class ControlPlane:
             self._volumes.sync_unbound_claims()
         elif item[0] == "ns":
             self._sync_namespace(item[1])
+        elif item[0] in ("gc", "gc-owner"):
+            self._garbage.sync(item)
 
     # -- namespaces ----------------------------------------------------------------
 

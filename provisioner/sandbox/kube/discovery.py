@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from .resources import ALL_VERBS, RESOURCES, ResourceType, group_versions, resources_in
+from .resources import RESOURCES, ResourceType, group_versions, resources_in
 
 Obj = dict[str, Any]
 
@@ -36,9 +36,10 @@ def _resource_entries(rt: ResourceType) -> list[Obj]:
         "singularName": rt.singular,
         "namespaced": rt.namespaced,
         "kind": rt.kind,
-        "verbs": list(ALL_VERBS),
-        "storageVersionHash": hashlib.sha256(rt.kind.encode()).hexdigest()[:12],
+        "verbs": list(rt.verbs),
     }
+    if not rt.review:  # reviews are never stored
+        main["storageVersionHash"] = hashlib.sha256(rt.kind.encode()).hexdigest()[:12]
     if rt.short_names:
         main["shortNames"] = list(rt.short_names)
     if rt.categories:

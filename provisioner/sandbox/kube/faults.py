@@ -7,11 +7,12 @@ armed before a request is guaranteed to hit that request.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..holding import Hold
-from .resources import ALL_VERBS, WRITE_VERBS, ResourceType
-from .status import REASONS, ApiError, qualified
+from .rbac import Attributes, User
+from .resources import ALL_VERBS, WRITE_VERBS
+from .status import REASONS, ApiError, forbidden
 from .store import Store
 
 
@@ -118,26 +119,17 @@ class Faults:
 
     # -- consulted by the server ----------------------------------------------
 
-    def take_denial(
-        self, verb: str, rt: ResourceType, namespace: str, name: str
-    ) -> ApiError | None:
+    def denies(self, verb: str, resource: str) -> bool:
+        """Whether a planted refusal covers ``verb`` on ``resource`` (a plural)."""
         with self._lock:
-            found = next(
-                (d for d in self._denials if d.resource == rt.plural and verb in d.verbs), None
-            )
-        if found is None:
-            return None
-        target = f'{qualified(rt)} "{name}"' if name else qualified(rt)
-        scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-        details = {"kind": rt.plural, **({"name": name} if name else {})}
-        if rt.group:
-            details["group"] = rt.group
-        return ApiError(
-            403,
-            f'{target} is forbidden: User "{found.user}" cannot {verb} resource '
-            f'"{rt.plural}" in API group "{rt.group}" {scope}',
-            details=details,
-        )
+            return any(d.resource == resource and verb in d.verbs for d in self._denials)
+
+    def take_denial(self, attrs: Attributes) -> ApiError | None:
+        """The 403 of a planted refusal that covers this request, naming its user."""
+        with self._lock:
+            matching = (d for d in self._denials if d.resource == attrs.resource)
+            found = next((d for d in matching if attrs.verb in d.verbs), None)
+        return None if found is None else forbidden(replace(attrs, user=User(found.user)))
 
     def take_write_failure(self, verb: str, resource: str, subresource: str) -> ApiError | None:
         full = f"{resource}/{subresource}" if subresource else resource

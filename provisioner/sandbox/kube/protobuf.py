@@ -29,7 +29,7 @@ Obj = dict[str, Any]
 
 @dataclass(frozen=True)
 class Scalar:
-    kind: str  # "string", "bytes" (base64 in JSON), "bool", "int", "int?", "time"
+    kind: str  # "string", "string?", "bytes" (base64 in JSON), "bool", "int", "int?", "time"
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,44 @@ KINDS: dict[tuple[str, str], Message] = {
         }
     ),
 }
+# authorization.k8s.io/v1 (kubectl auth can-i sends its reviews in protobuf).
+_RESOURCE_ATTRIBUTES = Message(
+    {
+        1: ("namespace", STRING),
+        2: ("verb", STRING),
+        3: ("group", STRING),
+        4: ("version", STRING),
+        5: ("resource", STRING),
+        6: ("subresource", STRING),
+        7: ("name", STRING),
+    }
+)
+_ACCESS_SPEC: dict[int, tuple[str, Scalar | Map | Repeated | Message]] = {
+    1: ("resourceAttributes", _RESOURCE_ATTRIBUTES),
+    2: ("nonResourceAttributes", Message({1: ("path", STRING), 2: ("verb", STRING)})),
+}
+_AUTHORIZATION = "authorization.k8s.io/v1"
+KINDS.update(
+    {
+        (_AUTHORIZATION, "SelfSubjectAccessReview"): Message(
+            {1: ("metadata", OBJECT_META), 2: ("spec", Message(_ACCESS_SPEC))}
+        ),
+        (_AUTHORIZATION, "SelfSubjectRulesReview"): Message(
+            {1: ("metadata", OBJECT_META), 2: ("spec", Message({1: ("namespace", STRING)}))}
+        ),
+    }
+)
+# meta/v1 DeleteOptions, whatever apiVersion its envelope names (the server accepts
+# them per group for old clients).
+DELETE_OPTIONS = Message(
+    {
+        1: ("gracePeriodSeconds", OPT_INT),
+        2: ("preconditions", Message({1: ("uid", STRING), 2: ("resourceVersion", STRING)})),
+        3: ("orphanDependents", BOOL),
+        4: ("propagationPolicy", Scalar("string?")),
+        5: ("dryRun", Repeated(STRING)),
+    }
+)
 _UNKNOWN_TYPE_META = Message({1: ("apiVersion", STRING), 2: ("kind", STRING)})
 _TIME = Message({1: ("seconds", INT), 2: ("nanos", INT)})
 
@@ -203,7 +241,7 @@ def _scalar(kind: Scalar, raw: int | bytes) -> Any:
         text = data.decode()
     except UnicodeDecodeError:
         raise _Malformed("string field is not UTF-8") from None
-    return text or _ZERO
+    return text if text or kind.kind == "string?" else _ZERO
 
 
 def _keep(value: Any) -> Any:
@@ -237,12 +275,12 @@ def _message(schema: Message, buf: bytes) -> Obj:
             out.setdefault(name, {})[_text(key)] = _keep(_scalar(Scalar(kind.value), value))
         elif isinstance(kind, Repeated):
             item = kind.item
-            value = (
+            element = (
                 _message(item, _need(raw, bytes))
                 if isinstance(item, Message)
                 else _keep(_scalar(item, raw))
             )
-            out.setdefault(name, []).append(value)
+            out.setdefault(name, []).append(element)
         else:
             value = _scalar(kind, raw)
             if value is not _ZERO:
@@ -294,3 +332,28 @@ def decode(raw: bytes, *, api_version: str, kind: str) -> Obj:
         raise bad_request(f"the protobuf request body could not be decoded: {exc}") from None
     # a kind that differs from the resource's is refused by the registry, as for JSON
     return {"apiVersion": sent[0], "kind": sent[1], **obj}
+
+
+class Undecodable(ValueError):
+    """A body that is not a protobuf DeleteOptions; the message is kube-apiserver's."""
+
+
+def decode_options(raw: bytes) -> Obj:
+    """DeleteOptions from a protobuf body, with the envelope's apiVersion and kind."""
+    if not raw.startswith(MAGIC):
+        prefix = " ".join(str(b) for b in MAGIC)
+        raise Undecodable(
+            f"provided data does not appear to be a protobuf message, expected prefix [{prefix}]"
+        )
+    try:
+        type_meta: Obj = {}
+        payload = b""
+        for number, value in _fields(raw[len(MAGIC) :]):
+            if number == 1:
+                type_meta = _message(_UNKNOWN_TYPE_META, _need(value, bytes))
+            elif number == 2:
+                payload = _need(value, bytes)
+        options = _message(DELETE_OPTIONS, payload)
+    except _Malformed as exc:
+        raise Undecodable(f"unable to decode the protobuf body: {exc}") from None
+    return {**type_meta, **options}

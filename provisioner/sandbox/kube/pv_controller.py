@@ -34,9 +34,9 @@ from typing import Any
 from .admission import BETA_CLASS_ANNOTATION, PV_PROTECTION, PVC_PROTECTION
 from .deprecations import release as _release
 from .matching import fitting_size
-from .registry import Registry, now
+from .registry import Registry
 from .resources import by_plural
-from .store import Event
+from .store import Event, now
 
 Obj = dict[str, Any]
 Item = tuple[str, ...]

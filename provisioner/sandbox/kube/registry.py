@@ -9,17 +9,15 @@ helpers use exactly the same rules as clients.
 
 from __future__ import annotations
 
-import base64
 import json
 import random
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
-from . import admission, events, openapi, validation
+from . import admission, deletion, events, openapi, services, validation
+from .deletion import Deleted
+from .paging import Pages
 from .patching import apply_patch
 from .resources import ResourceType
 from .status import (
@@ -27,21 +25,14 @@ from .status import (
     already_exists,
     bad_request,
     conflict,
-    expired,
     invalid,
     not_found,
 )
-from .store import Entry, Store
+from .store import Entry, Store, now
 
 Obj = dict[str, Any]
 Filter = Callable[[Obj], bool] | None
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-_SNAPSHOTS = 64
-PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def copy_obj(obj: Obj) -> Obj:
@@ -62,8 +53,7 @@ class Registry:
         registry does (a PV's lastPhaseTransitionTime: 1.29+)."""
         self.store = store
         self.release = release
-        self._snapshots: OrderedDict[str, list[Entry]] = OrderedDict()
-        self._snap_lock = threading.Lock()
+        self._pages = Pages(store)
 
     # -- shape conversion ------------------------------------------------------
 
@@ -75,7 +65,8 @@ class Registry:
         return obj
 
     @staticmethod
-    def _ingest(rt: ResourceType, body: Any) -> Obj:
+    def ingest(rt: ResourceType, body: Any) -> Obj:
+        """A body in the stored shape, after its kind and apiVersion are checked."""
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         kind, api_version = body.get("kind"), body.get("apiVersion")
@@ -118,44 +109,9 @@ class Registry:
         continue_token: str | None = None,
     ) -> tuple[int, list[Entry], str | None, int]:
         """(list resourceVersion, entries, continue token, remaining item count)."""
-        if continue_token:
-            rv, entries, offset = self._resume(continue_token)
-        else:
-            rv, entries = self.store.snapshot(rt.storage_key, namespace or None)
-            if match is not None:
-                entries = [e for e in entries if match(e.obj)]
-            offset = 0
-        if limit <= 0 or offset + limit >= len(entries):
-            return rv, entries[offset:], None, 0
-        end = offset + limit
-        token = self._remember(rv, entries, end)
-        return rv, entries[offset:end], token, len(entries) - end
-
-    def _remember(self, rv: int, entries: list[Entry], offset: int) -> str:
-        # A paginated list keeps its snapshot, so later pages are consistent with the
-        # first page's resourceVersion whatever is written in between.
-        snap_id = uuid.uuid4().hex
-        with self._snap_lock:
-            self._snapshots[snap_id] = entries
-            while len(self._snapshots) > _SNAPSHOTS:
-                self._snapshots.popitem(last=False)
-        raw = json.dumps({"rv": rv, "s": snap_id, "o": offset}).encode()
-        return base64.urlsafe_b64encode(raw).decode()
-
-    def _resume(self, token: str) -> tuple[int, list[Entry], int]:
-        try:
-            data = json.loads(base64.urlsafe_b64decode(token.encode()))
-            rv, snap_id, offset = int(data["rv"]), str(data["s"]), int(data["o"])
-        except (ValueError, KeyError, TypeError):
-            raise bad_request("continue key is not valid: incorrect encoded start") from None
-        with self._snap_lock:
-            entries = self._snapshots.get(snap_id)
-        if entries is None:
-            raise expired(
-                "The provided continue parameter is too old to display a consistent list "
-                "result. You can start a new list without the continue parameter."
-            )
-        return rv, entries, offset
+        return self._pages.list_entries(
+            rt.storage_key, namespace, match, limit=limit, continue_token=continue_token
+        )
 
     # -- writes ----------------------------------------------------------------
 
@@ -176,8 +132,9 @@ class Registry:
                 f"content in namespace {namespace} because it is being terminated",
             )
 
-    def create(self, rt: ResourceType, namespace: str, body: Any) -> Obj:
-        obj = self._ingest(rt, body)
+    def create(self, rt: ResourceType, namespace: str, body: Any, *, dry_run: bool = False) -> Obj:
+        """``dry_run``: every check and default, nothing stored (no resourceVersion)."""
+        obj = self.ingest(rt, body)
         meta = obj["metadata"]
         if rt.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
@@ -212,6 +169,10 @@ class Registry:
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = now()
             admission.admit_create(self.store, rt.plural, obj)
+            if rt.plural == "services":
+                services.allocate(self.store, obj, dry_run=dry_run)
+            if dry_run:
+                return obj
             return self.store.put(rt.storage_key, obj, "ADDED", None)
 
     def _generated_name(self, rt: ResourceType, namespace: str, prefix: str) -> str:
@@ -222,10 +183,17 @@ class Registry:
         raise ApiError(500, "could not generate a unique name")
 
     def update(
-        self, rt: ResourceType, namespace: str, name: str, body: Any, subresource: str = ""
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        subresource: str = "",
+        *,
+        dry_run: bool = False,
     ) -> Obj:
         original = copy_obj(body) if rt.create_on_update else None
-        new = self._ingest(rt, body)
+        new = self.ingest(rt, body)
         meta = new["metadata"]
         if meta.get("name") not in (None, name):
             raise bad_request(
@@ -238,15 +206,18 @@ class Registry:
             current = self.store.get(rt.storage_key, ns, name)
             if current is None:
                 if rt.create_on_update and not subresource:
-                    return self.create(rt, namespace, original)
+                    return self.create(rt, namespace, original, dry_run=dry_run)
                 raise not_found(rt, name)
             wanted_rv = meta.get("resourceVersion")
             if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
                 raise conflict(rt, name)
-            return self._replace(rt, current, new, subresource)
+            return self._replace(rt, current, new, subresource, dry_run=dry_run)
 
-    def _replace(self, rt: ResourceType, current: Obj, new: Obj, subresource: str) -> Obj:
-        """Commit ``new`` over ``current`` (lock held); no-op writes keep the old version."""
+    def _replace(
+        self, rt: ResourceType, current: Obj, new: Obj, subresource: str, *, dry_run: bool = False
+    ) -> Obj:
+        """Commit ``new`` over ``current`` (lock held); no-op writes keep the old version;
+        a dry run answers what would be written, at the current resourceVersion."""
         old_meta = current["metadata"]
         if subresource == "status":
             status = new.get("status")
@@ -278,6 +249,8 @@ class Registry:
             if rt.plural == "secrets":
                 validation.decode_secret_data(new)
             validation.apply_defaults(rt, new)
+            if rt.plural == "services":
+                services.keep_allocated(current, new)
             if old_meta.get("deletionTimestamp"):
                 added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
                 if added:
@@ -300,8 +273,8 @@ class Registry:
             admission.admit_update(self.store, rt.plural, current, new)
         self._stamp_phase(rt, current, new)
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
-        if new == current:
-            return current
+        if new == current or dry_run:
+            return current if new == current else new
         if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             # As the real registry: the update that lifts the last finalizer deletes
             # instead of writing; watchers see one DELETED with the last stored state,
@@ -345,6 +318,8 @@ class Registry:
         patch: Any,
         subresource: str = "",
         check: Callable[[Obj], Obj] | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Obj:
         """``check`` sees the patched object before it is stored (field validation:
         it may refuse it or return it without unknown fields)."""
@@ -360,7 +335,9 @@ class Registry:
             wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")
             if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
                 raise conflict(rt, name)
-            return self._replace(rt, current, self._ingest(rt, patched), subresource)
+            return self._replace(
+                rt, current, self.ingest(rt, patched), subresource, dry_run=dry_run
+            )
 
     def mutate(
         self, rt: ResourceType, namespace: str, name: str, change: Callable[[Obj], None]
@@ -386,62 +363,24 @@ class Registry:
             return result
 
     def delete(
-        self, rt: ResourceType, namespace: str, name: str, options: dict[str, Any] | None = None
-    ) -> Obj:
-        with self.store.lock:
-            current = self.get(rt, namespace, name)
-            meta = current["metadata"]
-            pre = (options or {}).get("preconditions") or {}
-            if pre.get("uid") and pre["uid"] != meta.get("uid"):
-                raise conflict(
-                    rt,
-                    name,
-                    f"Precondition failed: UID in precondition: {pre['uid']}, "
-                    f"UID in object meta: {meta.get('uid')}",
-                )
-            if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
-                raise conflict(
-                    rt,
-                    name,
-                    "Precondition failed: ResourceVersion in precondition: "
-                    f"{pre['resourceVersion']}, ResourceVersion in object meta: "
-                    f"{meta['resourceVersion']}",
-                )
-            if rt.plural == "namespaces":
-                if name in PROTECTED_NAMESPACES:
-                    raise ApiError(
-                        403, f'namespaces "{name}" is forbidden: this namespace may not be deleted'
-                    )
-                return self._mark_deleted(rt, current, phase="Terminating")
-            if meta.get("finalizers"):
-                return self._mark_deleted(rt, current)
-            final = self.store.remove(rt.storage_key, meta.get("namespace", ""), name)
-            assert final is not None
-            return final
-
-    def _mark_deleted(self, rt: ResourceType, current: Obj, phase: str | None = None) -> Obj:
-        if current["metadata"].get("deletionTimestamp"):
-            return current
-        new = dict(current)
-        new["metadata"] = {
-            **current["metadata"],
-            "deletionTimestamp": now(),
-            "deletionGracePeriodSeconds": 0,
-        }
-        if phase:
-            new["status"] = {**(current.get("status") or {}), "phase": phase}
-        return self.store.put(rt.storage_key, new, "MODIFIED", current)
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Deleted:
+        """Remove the object, or mark it when finalizers are pending (deletion.py)."""
+        return deletion.delete(self, rt, namespace, name, options or {}, dry_run)
 
     def delete_collection(
-        self, rt: ResourceType, namespace: str | None, match: Filter
-    ) -> list[Obj]:
-        _, entries, _, _ = self.list_entries(rt, namespace, match)
-        deleted = []
-        for entry in entries:
-            meta = entry.obj["metadata"]
-            try:
-                deleted.append(self.delete(rt, meta.get("namespace", ""), meta["name"]))
-            except ApiError as exc:
-                if exc.code != 404:
-                    raise
-        return deleted
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        match: Filter,
+        options: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> tuple[int, list[Obj]]:
+        return deletion.delete_collection(self, rt, namespace, match, options or {}, dry_run)

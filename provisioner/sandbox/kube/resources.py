@@ -57,6 +57,18 @@ class ResourceType:
     # Where objects live: resources that share storage (events in two groups) name the owner.
     storage: str = ""
     categories: tuple[str, ...] = ()
+    # Access reviews: answered per request, never stored (only "create").
+    review: bool = False
+
+    @property
+    def verbs(self) -> tuple[str, ...]:
+        return ("create",) if self.review else ALL_VERBS
+
+    @property
+    def returns_deleted(self) -> bool:
+        """The registry's ReturnDeletedObject: DELETE answers the deleted object; for
+        the other kinds it answers a Status naming it (name, group, kind, uid)."""
+        return (self.group, self.plural) in _RETURNS_DELETED
 
     @property
     def api_version(self) -> str:
@@ -80,6 +92,18 @@ class ResourceType:
         getter = self.fields.get(name)
         return None if getter is None else getter(obj)
 
+
+_RETURNS_DELETED = frozenset(
+    {
+        ("", "namespaces"),
+        ("", "persistentvolumeclaims"),
+        ("", "persistentvolumes"),
+        ("", "pods"),
+        ("", "serviceaccounts"),
+        ("", "services"),
+        ("storage.k8s.io", "storageclasses"),
+    }
+)
 
 _EVENT_FIELDS: dict[str, FieldGetter] = {
     "involvedObject.kind": _path("involvedObject", "kind"),
@@ -199,8 +223,9 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType(
         "coordination.k8s.io", "v1", "leases", "lease", "Lease", True, create_on_update=True
     ),
-    # Stored only (no controller acts on them, RBAC is not enforced): so that
-    # `kubectl apply -k manifests/` works against the sandbox.
+    # Stored only (no controller acts on them): so that `kubectl apply -k manifests/`
+    # and the Helm chart work against the sandbox; Helm's --wait lists a Deployment's
+    # ReplicaSets (none: no deployment controller, so the Deployment never gets ready).
     ResourceType(
         "apps",
         "v1",
@@ -209,6 +234,17 @@ RESOURCES: tuple[ResourceType, ...] = (
         "Deployment",
         True,
         ("deploy",),
+        ("status",),
+        categories=("all",),
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        True,
+        ("rs",),
         ("status",),
         categories=("all",),
     ),
@@ -226,6 +262,16 @@ RESOURCES: tuple[ResourceType, ...] = (
         "clusterrolebinding",
         "ClusterRoleBinding",
         False,
+    ),
+    # Access reviews, answered from the stored RBAC objects (rbac.py, reviews.py).
+    *(
+        ResourceType(
+            "authorization.k8s.io", "v1", plural, plural[:-1], kind, namespaced, review=True
+        )
+        for plural, kind, namespaced in (
+            ("selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
+            ("selfsubjectrulesreviews", "SelfSubjectRulesReview", False),
+        )
     ),
     ResourceType(
         "events.k8s.io",

@@ -16,17 +16,17 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from . import validation
+from . import bootstrap_rbac, validation
 from .control_plane import ControlPlane
 from .deprecations import release
 from .faults import Faults
 from .kubeconfig import write_kubeconfig
 from .pv_controller import SELECTED_NODE
-from .registry import Registry, copy_obj, now
+from .registry import Registry, copy_obj
 from .request_log import RequestLog, RequestRecord
 from .resources import by_plural
 from .server import Api
-from .store import Store
+from .store import Store, now
 from .transport import SandboxHTTPServer
 
 Obj = dict[str, Any]
@@ -79,6 +79,11 @@ class KubeSandbox:
         ns_type = by_plural("namespaces")
         for name in _INITIAL_NAMESPACES:
             self.registry.create(ns_type, "", {"metadata": {"name": name}})
+        # the bootstrap policy every identity meets (bootstrap_rbac.py)
+        for role in bootstrap_rbac.cluster_roles(release(version)):
+            self.registry.create(by_plural("clusterroles"), "", role)
+        for binding in bootstrap_rbac.cluster_role_bindings():
+            self.registry.create(by_plural("clusterrolebindings"), "", binding)
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""Request handling: URL routing to a resource and RBAC verb, query parameters, and
-the choice of representation (JSON object, List, Table, watch stream).
+"""Request handling: who asks (``access.py``), what is asked (``routing.py``), the
+registry operation, and the representation of the answer (JSON object, List, Table,
+watch stream).
 
 Framing (keep-alive, chunked watch streams) lives in ``transport.py``.
 """
@@ -17,13 +18,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
-from . import deprecations, discovery, field_validation, openapi
+from . import deprecations, discovery, field_validation, openapi, options, reviews
+from .access import Access
 from .bodies import object_body, patch_check
 from .faults import Faults
 from .patching import PATCH_TYPES, apply_patch
-from .registry import Registry
+from .rbac import Attributes, User
+from .registry import Registry, copy_obj
 from .request_log import RequestLog, RequestRecord
-from .resources import ResourceType, lookup
+from .resources import ResourceType
+from .routing import RequestInfo, flag, parse_resource_path, resolve
 from .selectors import compile_filter
 from .status import ApiError, bad_request
 from .store import Store, WatchExpired, dumps, list_item
@@ -37,50 +41,30 @@ _HEALTH = {"/healthz", "/readyz", "/livez"}
 _DEFAULT_WATCH_TIMEOUT = 1800.0
 
 
-@dataclass
-class RequestInfo:
-    group: str
-    version: str
-    resource: str
-    namespace: str
-    name: str
-    subresource: str
-    legacy_watch: bool
+@dataclass(frozen=True)
+class Request:
+    """A resource request, routed and authorized."""
+
+    rt: ResourceType
+    info: RequestInfo
+    verb: str
+    query: dict[str, str]
+    multi: dict[str, list[str]]  # every value of each query parameter (dryRun repeats)
+    user: User
 
 
-def parse_resource_path(path: str) -> RequestInfo | None:
-    parts = [p for p in path.split("/") if p]
-    if len(parts) >= 3 and parts[0] == "api":
-        group, version, rest = "", parts[1], parts[2:]
-    elif len(parts) >= 4 and parts[0] == "apis":
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        return None
-    legacy_watch = bool(rest) and rest[0] == "watch"
-    if legacy_watch:
-        rest = rest[1:]
-    namespace = ""
-    if (
-        len(rest) >= 3
-        and rest[0] == "namespaces"
-        and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
-    ):
-        namespace, rest = rest[1], rest[2:]
-    if not rest or len(rest) > 3:
-        return None
-    return RequestInfo(
-        group,
-        version,
-        rest[0],
-        namespace,
-        rest[1] if len(rest) > 1 else "",
-        rest[2] if len(rest) > 2 else "",
-        legacy_watch,
-    )
-
-
-def _flag(value: str | None) -> bool:
-    return value is not None and value.lower() in ("1", "true")
+def deleted_status(rt: ResourceType, obj: Obj) -> Obj:
+    """What a DELETE answers for kinds whose registry does not return the object."""
+    meta = obj["metadata"]
+    details = {"name": meta["name"], **({"group": rt.group} if rt.group else {})}
+    details.update(kind=rt.plural, uid=meta.get("uid", ""))
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
 
 
 class Api:
@@ -103,7 +87,7 @@ class Api:
         self.log = log
         self.version = version
         self.release = deprecations.release(version)
-        self.token = token
+        self.access = Access(store, faults, token)
         self.bookmark_interval = bookmark_interval
         self.stopping = threading.Event()
         self.address = ""
@@ -112,7 +96,8 @@ class Api:
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
         url = urlsplit(req.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        multi = parse_qs(url.query, keep_blank_values=True)
+        query = {k: v[-1] for k, v in multi.items()}
         agent = req.headers.get("User-Agent", "")
         info = parse_resource_path(url.path)
         record = RequestRecord(req.command.lower(), "", "", "", "", agent, 0, "", url.path)
@@ -124,12 +109,14 @@ class Api:
         try:
             if self.faults.latency > 0:
                 time.sleep(self.faults.latency)  # injected latency, not synchronisation
-            self._authenticate(req)
+            user = self.access.user(req.headers)
             if info is None:
+                path = Attributes(user, req.command.lower(), False, path=url.path)
+                self.access.check(path)
                 payload, content_type = self._non_resource(url.path)
                 code = 200
             else:
-                rt, verb = self._resolve(req, info, query)
+                rt, verb = resolve(req.command, info, query)
                 record = RequestRecord(
                     verb,
                     info.resource,
@@ -141,9 +128,17 @@ class Api:
                     info.group,
                     url.path,
                 )
-                denied = self.faults.take_denial(verb, rt, info.namespace, info.name)
-                if denied is not None:
-                    raise denied
+                self.access.check(
+                    Attributes(
+                        user,
+                        verb,
+                        group=rt.group,
+                        resource=info.resource,
+                        subresource=info.subresource,
+                        namespace=info.namespace,
+                        name=info.name,
+                    )
+                )
                 if verb == "watch":
                     as_table = wants_table(req.headers.get("Accept", ""))
                     lines = self._watch_lines(rt, info, query, as_table)
@@ -152,8 +147,6 @@ class Api:
                     self.log.add(record._replace(status=200))
                     stream(req, lines)
                     return
-                if query.get("dryRun"):
-                    raise bad_request("dryRun is not supported by the sandbox")
                 failure = self.faults.take_write_failure(verb, info.resource, info.subresource)
                 if failure is not None:
                     raise failure
@@ -163,7 +156,8 @@ class Api:
                 if verb in ("get", "list") and wants_table(req.headers.get("Accept", "")):
                     code, payload = 200, self._table(rt, info, verb, query)
                 else:
-                    code, payload, headers = self._dispatch(body, rt, info, verb, query)
+                    request = Request(rt, info, verb, query, multi, user)
+                    code, payload, headers = self._dispatch(body, request)
                 if hold is not None and hold.after_effect:
                     hold.block(self.stopping)
         except ApiError as exc:
@@ -188,12 +182,6 @@ class Api:
             joined = ", ".join(h for h in (headers.get("Warning"), extra) if h)
             headers = {**headers, "Warning": joined}
         return self._render(rt, obj), headers
-
-    def _authenticate(self, req: BaseHTTPRequestHandler) -> None:
-        if self.token is None:
-            return
-        if req.headers.get("Authorization", "") != f"Bearer {self.token}":
-            raise ApiError(401, "Unauthorized")
 
     def _non_resource(self, path: str) -> tuple[bytes, str]:
         path = path.rstrip("/") or "/"
@@ -224,80 +212,53 @@ class Api:
             raise ApiError(404, "the server could not find the requested resource")
         return dumps(body), "application/json"
 
-    def _resolve(
-        self, req: BaseHTTPRequestHandler, info: RequestInfo, query: dict[str, str]
-    ) -> tuple[ResourceType, str]:
-        rt = lookup(info.group, info.version, info.resource)
-        not_found = ApiError(404, "the server could not find the requested resource")
-        if rt is None or (info.namespace and not rt.namespaced):
-            raise not_found
-        if info.subresource and info.subresource not in rt.subresources:
-            raise not_found
-        method = req.command
-        if method == "GET":
-            if info.legacy_watch:
-                return rt, "watch"  # /watch/.../{name} watches one object
-            if info.name:
-                return rt, "get"
-            return rt, "watch" if info.legacy_watch or _flag(query.get("watch")) else "list"
-        verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-        verb = verbs.get(method)
-        if verb is None:
-            raise ApiError(
-                405, "the server does not allow this method on the requested resource", details={}
-            )
-        if verb == "delete" and not info.name:
-            verb = "deletecollection"
-        needs_name = verb in ("update", "patch", "delete")
-        if (needs_name and not info.name) or (verb == "create" and info.name):
-            raise ApiError(
-                405, "the server does not allow this method on the requested resource", details={}
-            )
-        if rt.namespaced and not info.namespace and verb != "list":
-            raise not_found
-        return rt, verb
-
     # -- operations ------------------------------------------------------------
 
-    def _dispatch(
-        self,
-        body: tuple[bytes, str],
-        rt: ResourceType,
-        info: RequestInfo,
-        verb: str,
-        query: dict[str, str],
-    ) -> tuple[int, bytes, dict[str, str]]:
-        reg = self.registry
-        ns, name, sub = info.namespace, info.name, info.subresource
-        if verb == "get":
+    def _dispatch(self, body: tuple[bytes, str], r: Request) -> tuple[int, bytes, dict[str, str]]:
+        reg, rt = self.registry, r.rt
+        ns, name, sub = r.info.namespace, r.info.name, r.info.subresource
+        if r.verb == "get":
             return 200, self._render(rt, reg.get(rt, ns, name)), {}
-        if verb == "list":
-            return 200, self._list(rt, info, query), {}
-        if verb == "create":
-            obj, headers = object_body(rt, body, query, verb)
-            return 201, *self._written(rt, reg.create(rt, ns, obj), headers, sub)
-        if verb == "update":
+        if r.verb == "list":
+            return 200, self._list(rt, r.info, r.query), {}
+        if r.verb == "create" and rt.review:
+            obj, headers = object_body(rt, body, r.query, r.verb)
+            reg.ingest(rt, copy_obj(obj))  # the kind/apiVersion checks of any create
+            return 201, dumps(reviews.answer(rt, obj, r.user, self.access, self.release)), headers
+        if r.verb == "create":
+            dry = options.dry_run(r.multi, "CreateOptions", self.release)
+            obj, headers = object_body(rt, body, r.query, r.verb)
+            return 201, *self._written(rt, reg.create(rt, ns, obj, dry_run=dry), headers, sub)
+        if r.verb == "update":
+            dry = options.dry_run(r.multi, "UpdateOptions", self.release)
             existed = self.store.get(rt.storage_key, ns, name) is not None
-            new, headers = object_body(rt, body, query, verb)
-            obj = reg.update(rt, ns, name, new, sub)
+            new, headers = object_body(rt, body, r.query, r.verb)
+            obj = reg.update(rt, ns, name, new, sub, dry_run=dry)
             return (200 if existed else 201), *self._written(rt, obj, headers, sub)
-        if verb == "patch":
+        if r.verb == "patch":
             content_type = body[1]
             media = content_type.split(";")[0].strip().lower()
             if media not in PATCH_TYPES:
                 apply_patch(media, {}, None)  # raises the 415 the real server gives
+            dry = options.dry_run(r.multi, "PatchOptions", self.release)
             patch, headers = read_json(body, parse=field_validation.parse), {}
-            check = patch_check(rt, media, patch, field_validation.mode(query, verb), headers)
-            obj = reg.patch(rt, ns, name, content_type, patch, sub, check=check)
+            mode = field_validation.mode(r.query, r.verb)
+            check = patch_check(rt, media, patch, mode, headers)
+            obj = reg.patch(rt, ns, name, content_type, patch, sub, check=check, dry_run=dry)
             return 200, *self._written(rt, obj, headers, sub)
-        if verb == "delete":
-            options = read_json(body, optional=True) or {}
-            options = {**options, "preconditions": options.get("preconditions") or {}}
-            return 200, self._render(rt, reg.delete(rt, ns, name, options)), {}
-        match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
-        deleted = reg.delete_collection(rt, ns or None, match)
-        items = b",".join(dumps(reg.present(rt, o)) for o in deleted)
-        return 200, self._list_body(rt, self.store.resource_version, items, None, 0), {}
+        opts = options.delete_options(body, r.multi, self.release)
+        dry = bool(opts.get("dryRun"))
+        if r.verb == "delete":
+            done = reg.delete(rt, ns, name, opts, dry_run=dry)
+            if done.gone and not rt.returns_deleted:
+                return 200, dumps(deleted_status(rt, done.obj)), {}
+            # 202 only when asked to cascade the old way and the object stays for now
+            code = 202 if not done.gone and opts.get("orphanDependents") is False else 200
+            return code, self._render(rt, done.obj), {}
+        match = compile_filter(rt, r.query.get("labelSelector"), r.query.get("fieldSelector"))
+        rv, listed = reg.delete_collection(rt, ns or None, match, opts, dry_run=dry)
+        items = b",".join(dumps(list_item(reg.present(rt, o))) for o in listed)
+        return 200, self._list_body(rt, rv, items, None, 0), {}
 
     def _render(self, rt: ResourceType, obj: Obj) -> bytes:
         return dumps(self.registry.present(rt, obj))
@@ -377,7 +338,7 @@ class Api:
                     match,
                     start_rv=int(since) if since and since != "0" else self.store.resource_version,
                     timeout=timeout,
-                    bookmarks=_flag(query.get("allowWatchBookmarks")),
+                    bookmarks=flag(query.get("allowWatchBookmarks")),
                     bookmark_interval=self.bookmark_interval,
                     stopping=self.stopping,
                     table_include=(query.get("includeObject") or "Metadata") if as_table else None,

@@ -6,9 +6,12 @@ wording follows the API server's own messages for the cases the controller meets
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .resources import ResourceType
+
+if TYPE_CHECKING:
+    from .rbac import Attributes
 
 REASONS: dict[int, str] = {
     400: "BadRequest",
@@ -43,7 +46,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.reason = reason or REASONS.get(code, "Unknown")
+        # reason "" leaves it out, as kube-apiserver does for some internal errors
+        self.reason = REASONS.get(code, "Unknown") if reason is None else reason
         self.details = details
         self.headers = headers or {}
 
@@ -54,9 +58,10 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         }
+        if self.reason:
+            body["reason"] = self.reason
         if self.details is not None:
             body["details"] = self.details
         return body
@@ -130,3 +135,26 @@ def expired(message: str) -> ApiError:
 def gone_status(message: str) -> dict[str, Any]:
     """The ``Status`` carried by a watch ERROR event when the history is too short."""
     return ApiError(410, message, reason="Expired").status()
+
+
+def forbidden(attrs: Attributes, reason: str = "") -> ApiError:
+    """The 403 a real server answers, in its words (responsewriters.Forbidden)."""
+    user = attrs.user.name
+    if not attrs.resource_request:
+        message = f'forbidden: User "{user}" cannot {attrs.verb} path "{attrs.path}"'
+        return ApiError(403, message + (f": {reason}" if reason else ""), details={})
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
+    why = (
+        f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group '
+        f'"{attrs.group}" {scope}' + (f": {reason}" if reason else "")
+    )
+    qualified = f"{attrs.resource}.{attrs.group}" if attrs.group else attrs.resource
+    details: dict[str, str] = {}
+    if attrs.name:
+        details["name"] = attrs.name
+    if attrs.group:
+        details["group"] = attrs.group
+    details["kind"] = attrs.resource
+    target = f'{qualified} "{attrs.name}"' if attrs.name else qualified
+    return ApiError(403, f"{target} is forbidden: {why}", details=details)

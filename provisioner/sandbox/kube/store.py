@@ -23,12 +23,18 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 from typing import Any
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 Listener = Callable[[str, "Event"], None]
 MAX_WATCH_BACKLOG = 10_000  # undelivered events per watch before it is closed
+
+
+def now() -> str:
+    """A timestamp as the API server writes them (seconds, UTC)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def dumps(obj: Any) -> bytes:

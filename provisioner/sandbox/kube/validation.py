@@ -14,6 +14,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from . import services
 from .resources import ResourceType
 from .status import ApiError, invalid
 
@@ -105,6 +106,13 @@ def name_causes(rt: ResourceType, name: str) -> list[Cause]:
                 "FieldValueRequired",
                 "Required value: name or generateName is required",
             )
+        ]
+    if rt.group == "rbac.authorization.k8s.io":  # any path segment (system:basic-user)
+        problems = [f"may not be '{name}'"] if name in (".", "..") else []
+        problems += [f"may not contain '{c}'" for c in "/%" if c in name]
+        return [
+            ("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {p}')
+            for p in problems
         ]
     if rt.plural == "namespaces":
         ok, limit, rule = _LABEL.match(name) is not None, 63, "a lowercase RFC 1123 label"
@@ -368,6 +376,8 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
         if not isinstance(status, dict) or not status.get("phase"):
             obj["status"] = {**(status or {}), "phase": "Pending"}
     if rt.plural == "persistentvolumes" and isinstance(spec, dict):
+        if isinstance(spec.get("hostPath"), dict):
+            spec["hostPath"].setdefault("type", "")
         spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
         spec.setdefault("volumeMode", "Filesystem")
     elif rt.plural == "persistentvolumeclaims" and isinstance(spec, dict):
@@ -383,7 +393,7 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
         obj.setdefault("reportingComponent", "")
         obj.setdefault("reportingInstance", "")
     elif rt.plural == "services" and isinstance(spec, dict):
-        spec.setdefault("type", "ClusterIP")
+        services.apply_defaults(spec)
     elif rt.plural == "namespaces":
         # the real strategy always sets these, even over an empty spec/status (kubectl's
         # protobuf body carries both, empty)
