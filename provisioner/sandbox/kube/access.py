@@ -11,6 +11,7 @@ a planted refusal.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from email.message import Message
 from urllib.parse import unquote
@@ -26,9 +27,27 @@ ANONYMOUS = "system:anonymous"
 UNAUTHENTICATED = "system:unauthenticated"
 
 
+def _go_strings(values: list[str]) -> str:
+    return "[]string{" + ", ".join(json.dumps(v) for v in values) + "}"
+
+
+def _go_user(uid: str, groups: list[str], extra: dict[str, list[str]]) -> str:
+    """Go's %#v of the user.DefaultInfo an impersonation without a user asked for."""
+    shown_groups = _go_strings(groups) if groups else "[]string(nil)"
+    pairs = ", ".join(f"{json.dumps(k)}:{_go_strings(v)}" for k, v in sorted(extra.items()))
+    shown_extra = f"map[string][]string{{{pairs}}}" if extra else "map[string][]string(nil)"
+    return (
+        f'&user.DefaultInfo{{Name:"", UID:{json.dumps(uid)}, Groups:{shown_groups}, '
+        f"Extra:{shown_extra}}}"
+    )
+
+
 class Access:
-    def __init__(self, store: Store, faults: Faults, token: str | None) -> None:
-        self.rbac = Rbac(store)
+    def __init__(
+        self, store: Store, faults: Faults, token: str | None, release: tuple[int, int]
+    ) -> None:
+        self.rbac = Rbac(store, release)
+        self.release = release
         self._faults = faults
         self._token = token
 
@@ -62,7 +81,9 @@ class Access:
                 extra.setdefault(unquote(key.lower()[len(_EXTRA) :]), []).append(value)
         if not wanted:
             if groups or uid or extra:
-                raise bad_request("requested impersonation without impersonating a user")
+                raise bad_request(
+                    f"requested {_go_user(uid, groups, extra)} without impersonating a user name"
+                )
             return ADMIN
         return self._impersonate(ADMIN, wanted, groups, uid, extra)
 

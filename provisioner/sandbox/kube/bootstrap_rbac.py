@@ -5,8 +5,9 @@ bound to one system component. The sandbox stores those bound to groups that eve
 user, every ServiceAccount or the administrators belong to, so that an access review
 (``kubectl auth can-i``, ``--list``) answers as on a real server: ``cluster-admin``
 (``system:masters``), ``system:discovery``, ``system:basic-user`` and
-``system:public-info-viewer`` (``system:authenticated``) and
-``system:service-account-issuer-discovery`` (``system:serviceaccounts``). Rules as in
+``system:public-info-viewer`` (``system:authenticated``),
+``system:service-account-issuer-discovery`` and (from 1.37)
+``system:cluster-trust-bundle-discovery`` (``system:serviceaccounts``). Rules as in
 plugin/pkg/auth/authorizer/rbac/bootstrappolicy of 1.25 and 1.37, the versions the
 differential tier checks.
 """
@@ -23,6 +24,8 @@ _ANNOTATIONS = {"rbac.authorization.kubernetes.io/autoupdate": "true"}
 SELF_SUBJECT_REVIEW_SINCE = (1, 28)
 # The issuer-discovery paths gained their trailing-slash forms after 1.25.
 ISSUER_SLASHES_SINCE = (1, 26)
+# ClusterTrustBundle went GA (on by default) in 1.37: ServiceAccounts may read them.
+TRUST_BUNDLES_SINCE = (1, 37)
 
 _DISCOVERY_URLS = [
     "/api",
@@ -78,7 +81,7 @@ def cluster_roles(release: tuple[int, int]) -> list[Obj]:
     issuer = ["/.well-known/openid-configuration", "/openid/v1/jwks"]
     if release >= ISSUER_SLASHES_SINCE:
         issuer = [issuer[0], issuer[0] + "/", issuer[1], issuer[1] + "/"]
-    return [
+    roles = [
         _role(
             "cluster-admin",
             [
@@ -94,13 +97,27 @@ def cluster_roles(release: tuple[int, int]) -> list[Obj]:
             [{"verbs": ["get"], "nonResourceURLs": issuer}],
         ),
     ]
+    if release >= TRUST_BUNDLES_SINCE:
+        rule = {
+            "verbs": ["get", "list", "watch"],
+            "apiGroups": ["certificates.k8s.io"],
+            "resources": ["clustertrustbundles"],
+        }
+        roles.append(_role("system:cluster-trust-bundle-discovery", [rule]))
+    return roles
 
 
-def cluster_role_bindings() -> list[Obj]:
+def cluster_role_bindings(release: tuple[int, int]) -> list[Obj]:
+    trust = (
+        [_binding("system:cluster-trust-bundle-discovery", "system:serviceaccounts")]
+        if release >= TRUST_BUNDLES_SINCE
+        else []
+    )
     return [
         _binding("cluster-admin", "system:masters"),
         _binding("system:discovery", "system:authenticated"),
         _binding("system:basic-user", "system:authenticated"),
         _binding("system:public-info-viewer", "system:authenticated", "system:unauthenticated"),
         _binding("system:service-account-issuer-discovery", "system:serviceaccounts"),
+        *trust,
     ]

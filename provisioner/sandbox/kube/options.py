@@ -225,3 +225,63 @@ def dry_run(query: Query, kind: str, release: Release) -> bool:
     if causes:
         raise _invalid(kind, causes)
     return bool(values)
+
+
+# Watch lists (``sendInitialEvents``): known from 1.27; the WatchList gate is on by
+# default in 1.32 and from 1.34 (off in 1.33). kubectl 1.37 asks for one first and
+# falls back to list-then-watch when the server refuses it.
+SEND_INITIAL_EVENTS_SINCE = (1, 27)
+
+
+def watch_list_enabled(release: Release) -> bool:
+    return release >= (1, 34) or release == (1, 32)
+
+
+def list_options(query: dict[str, str], *, watch: bool, release: Release) -> bool:
+    """Check a list's or watch's resourceVersionMatch and sendInitialEvents as the
+    release does (422 ListOptions); True when the watch sends its initial events."""
+    match = query.get("resourceVersionMatch", "")
+    rv = query.get("resourceVersion", "")
+    known = release >= SEND_INITIAL_EVENTS_SINCE
+    send = query.get("sendInitialEvents") if known else None
+    forbid = "FieldValueForbidden"
+    causes: list[tuple[str, str, str]] = []
+    if watch and known:
+        if send is not None:
+            if match != "NotOlderThan":
+                why = "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+                causes.append(("resourceVersionMatch", forbid, f"Forbidden: {why}"))
+            if not watch_list_enabled(release):
+                why = (
+                    "sendInitialEvents is forbidden for watch unless the WatchList feature "
+                    "gate is enabled"
+                )
+                causes.append(("sendInitialEvents", forbid, f"Forbidden: {why}"))
+        if match:
+            if send is None:
+                why = (
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is "
+                    "provided"
+                )
+                causes.append(("resourceVersionMatch", forbid, f"Forbidden: {why}"))
+            if match != "NotOlderThan":
+                message = f'Unsupported value: "{match}": supported values: "NotOlderThan"'
+                causes.append(("resourceVersionMatch", "FieldValueNotSupported", message))
+    else:
+        if match:
+            if watch:
+                why = "resourceVersionMatch is forbidden for watch"
+                causes.append(("resourceVersionMatch", forbid, f"Forbidden: {why}"))
+            if not rv:
+                why = "resourceVersionMatch is forbidden unless resourceVersion is provided"
+                causes.append(("resourceVersionMatch", forbid, f"Forbidden: {why}"))
+            if match not in ("Exact", "NotOlderThan"):
+                supported = '"Exact", "NotOlderThan", ""'
+                message = f'Unsupported value: "{match}": supported values: {supported}'
+                causes.append(("resourceVersionMatch", "FieldValueNotSupported", message))
+        if known and send is not None:
+            why = "sendInitialEvents is forbidden for list"
+            causes.append(("sendInitialEvents", forbid, f"Forbidden: {why}"))
+    if causes:
+        raise _invalid("ListOptions", causes)
+    return bool(watch and send is not None and send.lower() == "true")

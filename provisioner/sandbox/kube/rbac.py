@@ -22,6 +22,9 @@ from .store import Store
 
 Obj = dict[str, Any]
 MASTERS = "system:masters"
+# From here on the authorizer chain names the authorizer in a denial's reason ("rbac:
+# RBAC: ..."); 1.25 gives RBAC's reason alone. Checked at 1.25 and 1.37 only.
+NAMED_REASONS_SINCE = (1, 34)
 AUTHENTICATED = "system:authenticated"
 SA_PREFIX = "system:serviceaccount:"
 
@@ -127,8 +130,9 @@ class Rbac:
     """Reads the stored RBAC objects on every question: the sandbox's RBAC objects
     are few, and a fresh read means a binding applied a moment ago already counts."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, release: tuple[int, int] = (1, 25)) -> None:
         self._store = store
+        self._release = release
 
     def _role_rules(self, ref: Any, namespace: str) -> tuple[list[Obj], str | None]:
         kind = ref.get("kind") if isinstance(ref, dict) else None
@@ -185,7 +189,10 @@ class Rbac:
                 return True, f"RBAC: allowed by {source}"
             if error is not None:
                 errors.append(error)
-        return False, f"RBAC: {aggregate(errors)}" if errors else ""
+        if not errors:
+            return False, ""
+        named = "rbac: " if self._release >= NAMED_REASONS_SINCE else ""
+        return False, f"{named}RBAC: {aggregate(errors)}"
 
     def rules_for(self, user: User, namespace: str) -> Rules:
         found = Rules()

@@ -20,8 +20,9 @@ from .status import ApiError, bad_request
 
 Obj = dict[str, Any]
 GROUP = "authorization.k8s.io"
-# The union check of an access review's attributes reports on "spec" (and its value)
-# in 1.37; 1.25 names the attribute. Checked at those two releases only.
+# 1.37 shapes, checked at 1.25 and 1.37 only (the release between is a guess): the
+# union check of an access review's attributes reports on "spec" (1.25 names the
+# attribute), and the answer's metadata has no creationTimestamp: null.
 UNION_ON_SPEC_SINCE = (1, 34)
 _EXACTLY_ONE = "exactly one of nonResourceAttributes or resourceAttributes must be specified"
 
@@ -33,7 +34,8 @@ def _go_value(value: Obj | None, release: tuple[int, int]) -> str:
     if release < UNION_ON_SPEC_SINCE:
         path, verb = json.dumps(value.get("path", "")), json.dumps(value.get("verb", ""))
         return f"authorization.NonResourceAttributes{{Path:{path}, Verb:{verb}}}"
-    return json.dumps({k: value[k] for k in ("path", "verb") if value.get(k)})
+    shown = {k.title(): value[k] for k in ("path", "verb") if value.get(k)}
+    return json.dumps(shown, separators=(",", ":"))
 
 
 def _invalid(field: str, value: str, detail: str) -> ApiError:
@@ -101,7 +103,8 @@ def answer(
 ) -> Obj:
     """The created review: the request as sent, with its status filled in."""
     meta = dict(body.get("metadata") or {})
-    meta["creationTimestamp"] = None
+    if release < UNION_ON_SPEC_SINCE:
+        meta["creationTimestamp"] = None
     head = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
     if rt.plural == "selfsubjectrulesreviews":
         namespace = str(_spec(body).get("namespace") or "")

@@ -82,7 +82,7 @@ class KubeSandbox:
         # the bootstrap policy every identity meets (bootstrap_rbac.py)
         for role in bootstrap_rbac.cluster_roles(release(version)):
             self.registry.create(by_plural("clusterroles"), "", role)
-        for binding in bootstrap_rbac.cluster_role_bindings():
+        for binding in bootstrap_rbac.cluster_role_bindings(release(version)):
             self.registry.create(by_plural("clusterrolebindings"), "", binding)
 
     # -- lifecycle ---------------------------------------------------------------

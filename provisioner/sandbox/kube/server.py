@@ -87,7 +87,7 @@ class Api:
         self.log = log
         self.version = version
         self.release = deprecations.release(version)
-        self.access = Access(store, faults, token)
+        self.access = Access(store, faults, token, self.release)
         self.bookmark_interval = bookmark_interval
         self.stopping = threading.Event()
         self.address = ""
@@ -264,6 +264,7 @@ class Api:
         return dumps(self.registry.present(rt, obj))
 
     def _list(self, rt: ResourceType, info: RequestInfo, query: dict[str, str]) -> bytes:
+        options.list_options(query, watch=False, release=self.release)
         match = compile_filter(rt, query.get("labelSelector"), query.get("fieldSelector"))
         try:
             limit = int(query.get("limit") or 0)
@@ -293,6 +294,8 @@ class Api:
         self, rt: ResourceType, info: RequestInfo, verb: str, query: dict[str, str]
     ) -> bytes:
         include = query.get("includeObject") or "Metadata"
+        if verb == "list":
+            options.list_options(query, watch=False, release=self.release)
         if verb == "get":
             obj = self.registry.present(rt, self.registry.get(rt, info.namespace, info.name))
             return dumps(table(rt, [obj], obj["metadata"]["resourceVersion"], include))
@@ -314,7 +317,9 @@ class Api:
         if info.name:
             fields = ",".join(f for f in (fields, f"metadata.name={info.name}") if f)
         match = compile_filter(rt, query.get("labelSelector"), fields)
-        since = query.get("resourceVersion") or None
+        initial = options.list_options(query, watch=True, release=self.release)
+        # a watch list starts from the current state, whatever resourceVersion it names
+        since = None if initial else (query.get("resourceVersion") or None)
         if since is not None and not since.isdigit():
             raise bad_request(f"invalid resource version: {since!r}")
         try:
@@ -342,5 +347,6 @@ class Api:
                     bookmark_interval=self.bookmark_interval,
                     stopping=self.stopping,
                     table_include=(query.get("includeObject") or "Metadata") if as_table else None,
+                    initial_events_end=initial and flag(query.get("allowWatchBookmarks")),
                 )
         return lines

@@ -109,11 +109,12 @@ def conflict(rt: ResourceType, name: str, why: str | None = None) -> ApiError:
 def invalid(rt: ResourceType, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
     """``causes`` are (field path, reason type, message) triples, e.g. FieldValueRequired."""
     text = ", ".join(f"{path}: {message}" for path, _, message in causes)
+    kind = f"{rt.kind}.{rt.group}" if rt.group else rt.kind  # the qualified GroupKind
     return ApiError(
         422,
-        f'{rt.kind} "{name}" is invalid: {text}'
+        f'{kind} "{name}" is invalid: {text}'
         if len(causes) == 1
-        else f'{rt.kind} "{name}" is invalid: [{text}]',
+        else f'{kind} "{name}" is invalid: [{text}]',
         reason="Invalid",
         details=_details(
             rt,

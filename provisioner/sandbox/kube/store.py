@@ -94,6 +94,7 @@ class Watcher:
         self.namespace = namespace
         self.queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
         self.closed = False
+        self.initial = 0  # synthetic ADDED events queued first (the current state)
 
     def close(self) -> None:
         self.closed = True
@@ -224,6 +225,7 @@ class Store:
                 for entry in entries:
                     rv = int(entry.obj["metadata"]["resourceVersion"])
                     watcher.queue.put(Event(rv, "ADDED", entry, None))
+                watcher.initial = len(entries)
             else:
                 since = int(resource_version)
                 if since < self._evicted_rv.get(storage, 0):

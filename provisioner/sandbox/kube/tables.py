@@ -125,6 +125,11 @@ _COLUMNS: dict[str, list[Column]] = {
         ("Data", "integer", lambda o: len(o.get("data") or {})),
         _AGE,
     ],
+    "configmaps": [
+        _NAME,
+        ("Data", "integer", lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
+        _AGE,
+    ],
 }  # fmt: skip
 
 

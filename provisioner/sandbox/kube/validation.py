@@ -490,6 +490,31 @@ def _claim_update_causes(old: Obj, new: Obj, release: tuple[int, int]) -> list[C
     return causes
 
 
+# A StorageClass's immutable fields: 1.37 reports each as "Invalid value: null: field is
+# immutable"; 1.25 forbids updates, except volumeBindingMode, reported with its new
+# value. Checked at 1.25 and 1.37 only (the release between is a guess).
+IMMUTABLE_AS_INVALID_SINCE = (1, 34)
+
+
+def _class_update_causes(old: Obj, new: Obj, release: tuple[int, int]) -> list[Cause]:
+    causes: list[Cause] = []
+    for field in ("parameters", "provisioner", "reclaimPolicy", "volumeBindingMode"):
+        if (old.get(field) or None) == (new.get(field) or None):
+            continue
+        if release >= IMMUTABLE_AS_INVALID_SINCE:
+            causes.append((field, "FieldValueInvalid", "Invalid value: null: field is immutable"))
+        elif field == "volumeBindingMode":
+            shown = json.dumps(new.get(field) or "")
+            causes.append(
+                (field, "FieldValueInvalid", f"Invalid value: {shown}: field is immutable")
+            )
+        else:
+            causes.append(
+                (field, "FieldValueForbidden", f"Forbidden: updates to {field} are forbidden.")
+            )
+    return causes
+
+
 def validate_update(
     rt: ResourceType, old: Obj, new: Obj, *, release: tuple[int, int] = (1, 25)
 ) -> None:
@@ -509,11 +534,7 @@ def validate_update(
                 )
             )
     elif rt.plural == "storageclasses":
-        for field in ("parameters", "provisioner", "reclaimPolicy", "volumeBindingMode"):
-            if (old.get(field) or None) != (new.get(field) or None):
-                causes.append(
-                    (field, "FieldValueForbidden", f"Forbidden: updates to {field} are forbidden.")
-                )
+        causes += _class_update_causes(old, new, release)
     elif rt.plural == "secrets" and old.get("type") != new.get("type"):
         causes.append(("type", "FieldValueInvalid", "Invalid value: field is immutable"))
     if causes:

@@ -22,6 +22,7 @@ from .store import Event, Store, Watcher, dumps
 from .tables import table
 
 Obj = dict[str, Any]
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 _LIVENESS_INTERVAL = 1.0  # seconds between checks that a quiet watch's client is still there
 
 
@@ -49,8 +50,12 @@ class WatchStream:
         bookmark_interval: float,
         stopping: threading.Event,
         table_include: str | None = None,
+        initial_events_end: bool = False,
     ) -> None:
+        """``initial_events_end``: after the current state (``sendInitialEvents``), a
+        bookmark annotated ``k8s.io/initial-events-end`` says the state is complete."""
         self._table_include = table_include
+        self._initial_left = watcher.initial if initial_events_end else -1
         # Set by the server: a client that hangs up on a quiet watch is only noticed
         # by looking, and until then its queue would keep collecting events.
         self.client_gone: Callable[[], bool] | None = None
@@ -90,15 +95,14 @@ class WatchStream:
             raw = event.entry.raw()
         return event_line(kind, raw)
 
-    def _bookmark(self) -> bytes:
+    def _bookmark(self, *, initial_end: bool = False) -> bytes:
         rv = self._store.bookmark_rv(self._watcher)
         if rv is not None:
             self._last_rv = max(self._last_rv, rv)
-        body = {
-            "kind": self._rt.kind,
-            "apiVersion": self._rt.api_version,
-            "metadata": {"resourceVersion": str(self._last_rv)},
-        }
+        meta: Obj = {"resourceVersion": str(self._last_rv)}
+        if initial_end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+        body = {"kind": self._rt.kind, "apiVersion": self._rt.api_version, "metadata": meta}
         return event_line("BOOKMARK", dumps(body))
 
     def __iter__(self) -> Iterator[bytes]:
@@ -106,6 +110,9 @@ class WatchStream:
         deadline = start + self._timeout
         next_bookmark = start + self._interval
         try:
+            if self._initial_left == 0:
+                self._initial_left = -1
+                yield self._bookmark(initial_end=True)
             while not self._stopping.is_set():
                 now = time.monotonic()
                 if now >= deadline:
@@ -130,5 +137,10 @@ class WatchStream:
                 line = self._render(event)
                 if line is not None:
                     yield line
+                if self._initial_left > 0:
+                    self._initial_left -= 1
+                    if self._initial_left == 0:
+                        self._initial_left = -1
+                        yield self._bookmark(initial_end=True)
         finally:
             self._store.unwatch(self._watcher)
