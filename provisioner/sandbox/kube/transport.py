@@ -67,8 +67,11 @@ def send(
     req.send_header("Content-Length", str(len(payload)))
     for key, value in (headers or {}).items():
         req.send_header(key, value)
-    req.end_headers()
-    req.wfile.write(payload)
+    try:
+        req.end_headers()
+        req.wfile.write(payload)
+    except OSError:  # the client hung up before its answer (a timeout on its side)
+        req.close_connection = True
 
 
 def peer_closed(conn: socket.socket) -> bool:
