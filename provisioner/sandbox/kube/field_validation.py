@@ -102,8 +102,8 @@ class _Walk:
             extra = schema.get("additionalProperties")
             for key in sorted(value) if self.sort_keys else list(value):
                 item = value[key]
-                if self.directives and key.startswith("$"):
-                    continue
+                if self.directives and (key.startswith("$") or item is None):
+                    continue  # a directive, or a deletion: nothing of it is stored
                 if properties is not None and key in properties:
                     self.walk(item, properties[key], f"{path}{key}.")
                 elif isinstance(extra, dict):

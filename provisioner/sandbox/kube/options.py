@@ -285,3 +285,21 @@ def list_options(query: dict[str, str], *, watch: bool, release: Release) -> boo
     if causes:
         raise _invalid("ListOptions", causes)
     return bool(watch and send is not None and send.lower() == "true")
+
+
+# A patch that is not JSON: "invalid JSON patch" in 1.37; 1.25 gives Go's parser
+# message ("error decoding patch: " before it for merge and JSON patches). Checked at
+# 1.25 and 1.37 only (the release between is a guess).
+PATCH_JSON_ERROR_SINCE = (1, 34)
+
+
+def patch_syntax(raw: bytes, media: str, release: Release) -> None:
+    """Refuse a patch body that does not parse, in the release's words (400)."""
+    problem = gojson.syntax_error(raw)
+    if problem is None:
+        return
+    if release >= PATCH_JSON_ERROR_SINCE:
+        raise bad_request("invalid JSON patch")
+    if media == "application/strategic-merge-patch+json":
+        raise bad_request(problem)
+    raise bad_request(f"error decoding patch: {problem}")

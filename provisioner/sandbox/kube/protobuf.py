@@ -1,7 +1,9 @@
 """Protobuf request bodies (``application/vnd.kubernetes.protobuf``) decoded to JSON.
 
 kubectl's typed commands (``create namespace``, ``create secret``, ``create configmap``,
-``create serviceaccount``) send protobuf by default. The envelope is the 4-byte magic
+``create serviceaccount``, ``create role``/``rolebinding``/``clusterrole``/
+``clusterrolebinding``, ``auth can-i``) and Helm's release storage send protobuf by
+default. The envelope is the 4-byte magic
 ``k8s\\x00`` followed by a ``runtime.Unknown`` message (typeMeta = 1, raw = 2,
 contentEncoding = 3, contentType = 4) whose ``raw`` holds the object itself.
 
@@ -132,6 +134,35 @@ KINDS: dict[tuple[str, str], Message] = {
         }
     ),
 }
+# rbac.authorization.k8s.io/v1 (kubectl create role/rolebinding/clusterrole/
+# clusterrolebinding); a ClusterRole's aggregationRule is not decoded.
+_RULE = Message(
+    {
+        1: ("verbs", Repeated(STRING)),
+        2: ("apiGroups", Repeated(STRING)),
+        3: ("resources", Repeated(STRING)),
+        4: ("resourceNames", Repeated(STRING)),
+        5: ("nonResourceURLs", Repeated(STRING)),
+    }
+)
+_SUBJECT = Message(
+    {1: ("kind", STRING), 2: ("apiGroup", STRING), 3: ("name", STRING), 4: ("namespace", STRING)}
+)
+_ROLE_REF = Message({1: ("apiGroup", STRING), 2: ("kind", STRING), 3: ("name", STRING)})
+_RBAC = "rbac.authorization.k8s.io/v1"
+_ROLE = Message({1: ("metadata", OBJECT_META), 2: ("rules", Repeated(_RULE))})
+_BINDING = Message(
+    {1: ("metadata", OBJECT_META), 2: ("subjects", Repeated(_SUBJECT)), 3: ("roleRef", _ROLE_REF)}
+)
+KINDS.update(
+    {
+        (_RBAC, "Role"): _ROLE,
+        (_RBAC, "ClusterRole"): _ROLE,
+        (_RBAC, "RoleBinding"): _BINDING,
+        (_RBAC, "ClusterRoleBinding"): _BINDING,
+    }
+)
+
 # authorization.k8s.io/v1 (kubectl auth can-i sends its reviews in protobuf).
 _RESOURCE_ATTRIBUTES = Message(
     {

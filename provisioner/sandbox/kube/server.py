@@ -241,6 +241,7 @@ class Api:
             if media not in PATCH_TYPES:
                 apply_patch(media, {}, None)  # raises the 415 the real server gives
             dry = options.dry_run(r.multi, "PatchOptions", self.release)
+            options.patch_syntax(body[0], media, self.release)
             patch, headers = read_json(body, parse=field_validation.parse), {}
             mode = field_validation.mode(r.query, r.verb)
             check = patch_check(rt, media, patch, mode, headers)
