@@ -76,8 +76,9 @@ def raw(api_client: client.ApiClient) -> Callable[..., tuple[int, Any]]:
         body: Any = None,
         content_type: str | None = None,
         query: list[tuple[str, Any]] | None = None,
+        header_params: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(header_params or {})}
         if content_type:
             headers["Content-Type"] = content_type
         elif body is not None:
