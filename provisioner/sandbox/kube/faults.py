@@ -101,8 +101,9 @@ class Faults:
         user: str = "system:serviceaccount:heketi-provisioner:heketi-provisioner",
     ) -> None:
         """Answer 403 to ``verbs`` (RBAC verbs; all when None) on ``resource`` (a plural)
-        until ``clear()``, in the RBAC authorizer's words: what a missing Role rule does.
-        There is no authorization otherwise."""
+        until ``clear()``, whoever asks, in the RBAC authorizer's words naming ``user``:
+        what a missing Role rule does. Access reviews of them answer "not allowed" (what
+        a permission check before startup sees); RBAC objects are judged after this."""
         chosen = frozenset(verbs) if verbs is not None else frozenset(ALL_VERBS)
         with self._lock:
             self._denials.append(_Denial(resource, chosen, user))
