@@ -8,7 +8,9 @@ and 405 shapes, 422 Invalid with its ``details.causes``, field validation
 (Strict/Warn), finalizers (delete →
 deletionTimestamp, removal → gone), protobuf bodies, a watch replayed from the start
 of the script (event types and order), a static PV + claim bound by the binder and
-released, events read through both APIs.
+released, events read through both APIs; then DeleteOptions bodies, propagation, dry
+runs, Services and StorageClasses (kube_script_deletes.py) and RBAC through
+impersonation with access reviews (kube_script_access.py).
 
 Not compared: 410 Gone. A 1.37 server answers a watch or a continued list from its
 watch cache even after etcd is compacted (tried: a watch from resourceVersion 1 and from
