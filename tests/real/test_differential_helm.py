@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 
 from provisioner.sandbox.kube import KubeSandbox
+from testbeds.peers import REPO, RealKube
 from tests.go_tools import go_tool
 
 from .differential import check_against_allowlist
 from .kube_target import VERSIONS, read_allowlist
-from .peers import REPO, RealKube
 
 pytestmark = pytest.mark.timeout(300)
 
