@@ -158,6 +158,14 @@ STEPS: list[Step] = [
         "review-no-attributes",
         lambda t: t.call("POST", f"{REVIEWS}/selfsubjectaccessreviews", {"spec": {}}),
     ),
+    (
+        "review-with-metadata",  # a review names nobody
+        lambda t: t.call(
+            "POST",
+            f"{REVIEWS}/selfsubjectaccessreviews",
+            {"metadata": {"name": "x"}, "spec": {"resourceAttributes": {"verb": "get"}}},
+        ),
+    ),
     ("review-get-not-allowed", lambda t: t.call("GET", f"{REVIEWS}/selfsubjectaccessreviews")),
     _as("impersonate-group-only", "GET", f"{CORE}/configmaps", {"Impersonate-Group": "x"}),
 ]

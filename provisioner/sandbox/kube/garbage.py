@@ -45,8 +45,12 @@ class GarbageCollector:
         obj = event.entry.obj
         meta = obj["metadata"]
         key = (storage, meta.get("namespace") or "", meta["name"])
-        for ref in _refs(event.old):
-            self._dependents.get(ref["uid"], set()).discard(key)
+        for ref in _refs(event.old) + (_refs(obj) if event.type == "DELETED" else []):
+            known = self._dependents.get(ref["uid"])
+            if known is not None:
+                known.discard(key)
+                if not known:
+                    del self._dependents[ref["uid"]]
         items: list[Item] = []
         if event.type == "DELETED":
             # its dependents may be orphans now; an owner waiting on it may be free

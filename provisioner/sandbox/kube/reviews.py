@@ -98,11 +98,29 @@ def _rules(rules: list[Obj]) -> tuple[list[Obj], list[Obj]]:
     return resource_rules, url_rules
 
 
+_META_ORDER = (
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers",
+)  # fmt: skip
+
+
+def _empty_metadata(meta: Obj) -> None:
+    """An access review names nobody: its metadata must be empty (a null
+    creationTimestamp, as clients send it, counts as empty). The value is shown as
+    1.37 shows it (1.25 prints Go's %#v of the whole ObjectMeta)."""
+    given = {k: meta[k] for k in _META_ORDER if meta.get(k) not in (None, "", 0, [], {})}
+    if given:
+        raise _invalid("metadata", json.dumps(given, separators=(",", ":")), "must be empty")
+
+
 def answer(
     rt: ResourceType, body: Obj, user: User, access: Access, release: tuple[int, int]
 ) -> Obj:
     """The created review: the request as sent, with its status filled in."""
     meta = dict(body.get("metadata") or {})
+    if rt.plural == "selfsubjectaccessreviews":
+        _empty_metadata(meta)
     if release < UNION_ON_SPEC_SINCE:
         meta["creationTimestamp"] = None
     head = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
