@@ -37,6 +37,9 @@ CHART = REPO / "charts" / "heketi-provisioner"
 NS = "hdiff"
 CLASS = "hdiff-glusterfs"  # not the chart's default name: other tests share the cluster
 WAIT = "6s"  # helm polls every 2 s; the Deployment never gets ready either way
+# Long enough for kube-controller-manager to make the ReplicaSet on a loaded machine:
+# the real server answers as soon as it has; the sandbox waits it out.
+WAIT_NO_REPLICAS = "30s"
 VALUES = (
     "--set", "heketi.url=http://heketi.example.com:8080", "--set-string", "heketi.key=k",
     "--set", f"storageClasses[0].name={CLASS}", "--set", "config.assumeGlusterfsPlugin=true",
@@ -63,7 +66,16 @@ STEPS: list[tuple[str, tuple[str, ...]]] = [
     ("uninstall-timed-out", ("uninstall", "hw")),
     (
         "install-wait-no-replicas",
-        ("install", "h0", "{chart}", "--set", "replicaCount=0", "--wait", "--timeout", WAIT),
+        (
+            "install",
+            "h0",
+            "{chart}",
+            "--set",
+            "replicaCount=0",
+            "--wait",
+            "--timeout",
+            WAIT_NO_REPLICAS,
+        ),
     ),
     ("uninstall-no-replicas", ("uninstall", "h0", "--wait")),
     ("list-at-the-end", ("list", "-a")),
