@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import admission, deletion, events, openapi, services, validation
+from . import admission, deletion, events, openapi, services, update_validation, validation
 from .deletion import Deleted
 from .paging import Pages
 from .patching import apply_patch
@@ -269,7 +269,7 @@ class Registry:
                             )
                         ],
                     )
-            validation.validate_update(rt, current, new, release=self.release)
+            update_validation.validate_update(rt, current, new, release=self.release)
             admission.admit_update(self.store, rt.plural, current, new)
         self._stamp_phase(rt, current, new)
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
