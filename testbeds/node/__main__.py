@@ -25,7 +25,7 @@ from pathlib import Path
 from ..harness.processes import wait_for
 from ..peers import default_topology, find_peers, start_heketi
 from . import cleanup, images
-from .bed import _exclusive, start_node
+from .bed import exclusive, start_node
 
 STATE = Path("/run/hpnode-up.json")
 
@@ -92,7 +92,7 @@ def down(_: argparse.Namespace) -> int:
     kube_proxy = None
     with contextlib.suppress(Exception):
         kube_proxy = find_peers(node=True).path("KUBE_PROXY_125")
-    with _exclusive():
+    with exclusive():
         removed = cleanup.clean(kube_proxy=kube_proxy)
     for item in removed:
         print(f"removed {item}")

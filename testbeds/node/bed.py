@@ -85,7 +85,7 @@ class Node:
 
 
 @contextlib.contextmanager
-def _exclusive() -> Iterator[None]:
+def exclusive() -> Iterator[None]:
     lock = paths.lock_file()
     with open(lock, "w") as f:
         try:
@@ -100,7 +100,7 @@ def start_node(peers: Peers, workdir: Path) -> Iterator[Node]:
     preflight(peers)
     kube_proxy_bin = peers.path("KUBE_PROXY_125")
     workdir.mkdir(parents=True, exist_ok=True)
-    with _exclusive():
+    with exclusive():
         cleanup.clean(kube_proxy=kube_proxy_bin)  # what a killed run left
         try:
             ranges = network.choose_ranges()

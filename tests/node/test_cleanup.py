@@ -25,12 +25,18 @@ import yaml
 from testbeds.harness.controller import kubectl_binary
 from testbeds.harness.processes import wait_for
 from testbeds.node import cleanup
+from testbeds.node.bed import exclusive
 from testbeds.peers import REPO, Peers
 
 from .kubectl import pod
 
 
 def test_down_removes_what_a_killed_up_left(node_peers: Peers, tmp_path: Path) -> None:
+    # an earlier killed run (a stopped session, a killed CI job) may have left the
+    # bed's links, rules and directories: removed first, as ``start_node`` does, so
+    # what is found after the kill below is this test's own
+    with exclusive():
+        cleanup.clean(kube_proxy=node_peers.path("KUBE_PROXY_125"))
     assert cleanup.leftovers() == [], "the machine is not clean before the test"
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - closed below
     up = subprocess.Popen(
